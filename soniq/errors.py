@@ -1,0 +1,106 @@
+"""Every error Soniq raises on purpose derives from :class:`SoniqError`.
+
+::
+
+    SoniqError
+    ├── ConfigurationError          bad or missing settings (database URL, schema, options)
+    ├── DatabaseError
+    │   ├── DatabaseUnavailableError    PostgreSQL cannot be reached, or the connection was lost
+    │   ├── SchemaNotReadyError         the Soniq schema is missing or older than this code
+    │   └── MigrationError              a migration cannot be applied safely
+    ├── RegistrationError           a handler or task reference is defined wrongly
+    │   └── InvalidNameError            a task or queue name breaks the naming rules
+    ├── EnqueueError                a job was refused; nothing was written
+    │   ├── InvalidArgumentsError       args fail the task's model (every failing field listed)
+    │   ├── ArgsNotJSONError            args are not exactly representable as JSON
+    │   ├── ArgsTooLargeError           args exceed the configured size
+    │   └── UnknownTaskError            a function target that this app never registered
+    └── JobNotFoundError            no job with that id
+
+Errors carry what caused them (``task_name``, ``job_id``, ``errors``) as attributes, and their
+messages never contain a database password.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SoniqError(Exception):
+    """Base class of every error Soniq raises on purpose."""
+
+
+class ConfigurationError(SoniqError):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+class DatabaseError(SoniqError):
+    """Base class for problems talking to PostgreSQL."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """PostgreSQL could not be reached, or the connection broke mid-operation."""
+
+
+class SchemaNotReadyError(DatabaseError):
+    """The Soniq schema does not exist yet or is older than this version of Soniq."""
+
+
+class MigrationError(DatabaseError):
+    """A migration cannot be applied (checksum changed, or the database is newer than the code)."""
+
+
+class RegistrationError(SoniqError):
+    """A job handler, task reference or upcaster was defined incorrectly."""
+
+
+class InvalidNameError(RegistrationError):
+    """A task name or queue name does not follow the naming rules."""
+
+
+class EnqueueError(SoniqError):
+    """A job was refused at enqueue time; nothing was written to the database."""
+
+    def __init__(self, message: str, *, task_name: str | None = None) -> None:
+        super().__init__(message)
+        self.task_name = task_name
+
+
+class InvalidArgumentsError(EnqueueError):
+    """The args failed validation against the task's model.
+
+    ``errors`` holds pydantic's error list (``loc``, ``msg``, ``type`` per failing field);
+    ``index`` is the position of the failing item in ``enqueue_many``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_name: str,
+        errors: list[dict[str, Any]],
+        index: int | None = None,
+    ) -> None:
+        super().__init__(message, task_name=task_name)
+        self.errors = errors
+        self.index = index
+
+
+class ArgsNotJSONError(EnqueueError):
+    """The args contain a value that does not survive a JSON round trip unchanged."""
+
+
+class ArgsTooLargeError(EnqueueError):
+    """The args, encoded as JSON, are larger than the app's ``max_args_bytes``."""
+
+
+class UnknownTaskError(EnqueueError):
+    """The enqueue target is a function this app never registered with ``@app.job``."""
+
+
+class JobNotFoundError(SoniqError):
+    """No job with the given id exists (it may have been pruned by retention)."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} does not exist (it may have been purged or pruned)")
+        self.job_id = job_id
