@@ -1,5 +1,6 @@
 """Soniq: background jobs for asyncio services, stored in the PostgreSQL they already run."""
 
+from soniq.app import Soniq
 from soniq.errors import (
     ArgsNotJSONError,
     ArgsTooLargeError,
@@ -16,6 +17,7 @@ from soniq.errors import (
     SoniqError,
     UnknownTaskError,
 )
+from soniq.job import Job, JobContext, JobError, JobState
 from soniq.task_ref import TaskRef, task_ref
 
 __all__ = [
@@ -27,10 +29,15 @@ __all__ = [
     "EnqueueError",
     "InvalidArgumentsError",
     "InvalidNameError",
+    "Job",
+    "JobContext",
+    "JobError",
     "JobNotFoundError",
+    "JobState",
     "MigrationError",
     "RegistrationError",
     "SchemaNotReadyError",
+    "Soniq",
     "SoniqError",
     "TaskRef",
     "UnknownTaskError",

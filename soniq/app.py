@@ -1,0 +1,423 @@
+"""The ``Soniq`` facade: one class for producers and consumers; it only wires parts together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+import asyncpg
+from pydantic import BaseModel
+
+from soniq import embedded
+from soniq.dead_letter import DeadLetterQueue
+from soniq.db.connection import (
+    EMBEDDED,
+    connect,
+    create_pool,
+    resolve_database_url,
+    translate_errors,
+)
+from soniq.db.jobs import JobStore
+from soniq.db.migrate import check_current, migrate
+from soniq.enqueue import build_job, encode_args, resolve_target
+from soniq.errors import ConfigurationError, JobNotFoundError, RegistrationError
+from soniq.job import Job
+from soniq.names import check_queue_name, check_schema_name
+from soniq.registry import Registry, build_spec
+from soniq.task_ref import ArgsT, TaskRef
+from soniq.worker.executor import RetryPolicy
+from soniq.worker.worker import Worker, WorkerConfig
+
+logger = logging.getLogger("soniq")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SCHEMA_ENV = "SONIQ_SCHEMA"
+DEFAULT_SCHEMA = "soniq"
+_DEDUP_RACE_RETRIES = 5
+
+
+def _positive(name: str, value: timedelta) -> timedelta:
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise ConfigurationError(f"{name} must be a positive timedelta, got {value!r}")
+    return value
+
+
+class Soniq:
+    """A Soniq app: enqueue jobs, register handlers, run workers, inspect jobs.
+
+    Producer and consumer are roles, not classes: a producer only enqueues, a consumer also
+    registers handlers with :meth:`job` and calls :meth:`run_worker`. Nothing connects
+    until the first operation.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        schema: str | None = None,
+        default_retries: int = 3,
+        retry_backoff: timedelta = timedelta(seconds=1),
+        retry_backoff_max: timedelta = timedelta(minutes=10),
+        max_args_bytes: int = 1024 * 1024,
+        done_retention: timedelta = timedelta(days=7),
+        pool_size: int = 10,
+    ) -> None:
+        self._url = resolve_database_url(database_url)
+        self.schema = check_schema_name(schema or os.environ.get(SCHEMA_ENV) or DEFAULT_SCHEMA)
+        if isinstance(default_retries, bool) or not isinstance(default_retries, int) or (
+            default_retries < 0
+        ):
+            raise ConfigurationError("default_retries must be an integer >= 0")
+        if not isinstance(max_args_bytes, int) or max_args_bytes < 2:
+            raise ConfigurationError("max_args_bytes must be a positive integer")
+        if not isinstance(pool_size, int) or pool_size < 1:
+            raise ConfigurationError("pool_size must be a positive integer")
+        self._default_retries = default_retries
+        self._retry_policy = RetryPolicy(
+            _positive("retry_backoff", retry_backoff),
+            _positive("retry_backoff_max", retry_backoff_max),
+        )
+        self._max_args_bytes = max_args_bytes
+        self._done_retention = _positive("done_retention", done_retention)
+        self._pool_size = pool_size
+        self._store = JobStore(self.schema)
+        self._registry = Registry()
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+        self._worker: Worker | None = None
+        self.dead_letter = DeadLetterQueue(self._store, self._get_pool, lambda: self._url)
+
+    # -- connection ---------------------------------------------------------------------
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is not None:
+            return self._pool
+        async with self._pool_lock:
+            if self._pool is None:
+                if self._url == EMBEDDED:
+                    self._url = await asyncio.to_thread(embedded.start)
+                self._pool = await create_pool(self._url, self.schema, max_size=self._pool_size)
+        return self._pool
+
+    async def setup(self) -> None:
+        """Create or upgrade the Soniq schema (safe to run from many processes at once)."""
+        pool = await self._get_pool()
+        with translate_errors(self._url, self.schema):
+            async with pool.acquire() as conn:
+                applied = await migrate(conn, self.schema)
+        if applied:
+            logger.info("schema %s: applied migrations %s", self.schema, applied)
+
+    async def close(self) -> None:
+        """Close the connection pool. The app can be used again; it reconnects."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def __aenter__(self) -> Soniq:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- registration -------------------------------------------------------------------
+
+    def job(
+        self,
+        ref: TaskRef[Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        validate: type[BaseModel] | None = None,
+        queue: str | None = None,
+        retries: int | None = None,
+        timeout: timedelta | float | None = None,
+        priority: int | None = None,
+    ) -> Callable[[F], F]:
+        """Register the decorated function as the handler of a task.
+
+        ``@app.job(name="billing.send")`` or ``@app.job(SEND_INVOICE)`` (name, model and queue
+        from the ref). The handler receives the validated args as keyword arguments, and a
+        :class:`~soniq.JobContext` if it declares a parameter annotated with it.
+        """
+        if ref is not None:
+            if not isinstance(ref, TaskRef):
+                raise RegistrationError(
+                    "@app.job() takes a TaskRef positionally or name=...; "
+                    f"got {ref!r} (did you mean @app.job(name={ref!r})?)"
+                )
+            if name is not None and name != ref.name:
+                raise RegistrationError(f"@app.job({ref.name!r}) got a different name={name!r}")
+            name = ref.name
+            validate = validate or ref.args_model
+            queue = queue or ref.default_queue
+        if name is None:
+            raise RegistrationError("@app.job needs a task name: @app.job(name='billing.send')")
+        task_name = name
+
+        def register(handler: F) -> F:
+            spec = build_spec(
+                handler,
+                name=task_name,
+                validate=validate,
+                queue=queue,
+                retries=self._default_retries if retries is None else retries,
+                timeout=timeout,
+                priority=priority,
+                ref=ref,
+            )
+            self._registry.add(spec)
+            return handler
+
+        return register
+
+    # -- enqueue ------------------------------------------------------------------------
+
+    @overload
+    async def enqueue(
+        self,
+        target: TaskRef[ArgsT],
+        args: ArgsT | Mapping[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        scheduled_at: datetime | None = None,
+        delay: timedelta | float | None = None,
+        dedup_key: str | None = None,
+        connection: asyncpg.Connection | None = None,
+    ) -> int: ...
+
+    @overload
+    async def enqueue(
+        self,
+        target: str | Callable[..., Any],
+        args: Mapping[str, Any] | BaseModel | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        scheduled_at: datetime | None = None,
+        delay: timedelta | float | None = None,
+        dedup_key: str | None = None,
+        connection: asyncpg.Connection | None = None,
+    ) -> int: ...
+
+    async def enqueue(
+        self,
+        target: TaskRef[Any] | str | Callable[..., Any],
+        args: Mapping[str, Any] | BaseModel | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        scheduled_at: datetime | None = None,
+        delay: timedelta | float | None = None,
+        dedup_key: str | None = None,
+        connection: asyncpg.Connection | None = None,
+    ) -> int:
+        """Validate and store one job; returns its id.
+
+        ``target`` is a task name, a :class:`TaskRef` or a registered function. With
+        ``connection=`` the job is written in the caller's transaction: it exists only if
+        that transaction commits, and workers are woken at commit. With ``dedup_key`` a
+        second enqueue while the first job is queued or running returns the first job's id.
+        """
+        resolved = resolve_target(target, self._registry, default_retries=self._default_retries)
+        args_json = encode_args(resolved, args, max_bytes=self._max_args_bytes)
+        new_job = build_job(
+            resolved,
+            args_json,
+            queue=queue,
+            priority=priority,
+            scheduled_at=scheduled_at,
+            delay=delay,
+            dedup_key=dedup_key,
+        )
+        db = connection if connection is not None else await self._get_pool()
+        with translate_errors(self._url, self.schema):
+            for _ in range(_DEDUP_RACE_RETRIES):
+                job_id = await self._store.insert(db, new_job)
+                if job_id is None and dedup_key is not None:
+                    job_id = await self._store.live_id_for_dedup_key(db, dedup_key)
+                if job_id is not None:
+                    return job_id
+        raise ConfigurationError(
+            f"dedup_key {dedup_key!r} kept changing owner during enqueue; try again"
+        )
+
+    @overload
+    async def enqueue_many(
+        self,
+        target: TaskRef[ArgsT],
+        args_list: Sequence[ArgsT | Mapping[str, Any]],
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        scheduled_at: datetime | None = None,
+        delay: timedelta | float | None = None,
+        connection: asyncpg.Connection | None = None,
+    ) -> list[int]: ...
+
+    @overload
+    async def enqueue_many(
+        self,
+        target: str | Callable[..., Any],
+        args_list: Sequence[Mapping[str, Any] | BaseModel],
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        scheduled_at: datetime | None = None,
+        delay: timedelta | float | None = None,
+        connection: asyncpg.Connection | None = None,
+    ) -> list[int]: ...
+
+    async def enqueue_many(
+        self,
+        target: TaskRef[Any] | str | Callable[..., Any],
+        args_list: Sequence[Any],
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        scheduled_at: datetime | None = None,
+        delay: timedelta | float | None = None,
+        connection: asyncpg.Connection | None = None,
+    ) -> list[int]:
+        """Validate every item first (one bad item: nothing written, the error names its
+        index), then store them all in one statement; returns ids in input order."""
+        resolved = resolve_target(target, self._registry, default_retries=self._default_retries)
+        encoded = [
+            encode_args(resolved, args, max_bytes=self._max_args_bytes, index=i)
+            for i, args in enumerate(args_list)
+        ]
+        template = build_job(
+            resolved,
+            "{}",
+            queue=queue,
+            priority=priority,
+            scheduled_at=scheduled_at,
+            delay=delay,
+            dedup_key=None,
+        )
+        if not encoded:
+            return []
+        db = connection if connection is not None else await self._get_pool()
+        with translate_errors(self._url, self.schema):
+            return await self._store.insert_many(db, template, encoded)
+
+    # -- inspection ---------------------------------------------------------------------
+
+    async def get_job(self, job_id: int) -> Job:
+        """The job with this id; raises :class:`JobNotFoundError` if there is none."""
+        pool = await self._get_pool()
+        with translate_errors(self._url, self.schema):
+            job = await self._store.get(pool, job_id)
+        if job is None:
+            raise JobNotFoundError(job_id)
+        return job
+
+    # -- worker -------------------------------------------------------------------------
+
+    async def run_worker(
+        self,
+        queues: Sequence[str] | None = None,
+        *,
+        concurrency: int = 10,
+        lease: timedelta = timedelta(seconds=30),
+        poll_interval: timedelta = timedelta(seconds=1),
+        shutdown_timeout: timedelta = timedelta(seconds=30),
+    ) -> None:
+        """Run this app's handlers on jobs from ``queues`` (all queues when None) until
+        :meth:`stop` is called, SIGTERM/SIGINT arrives, or the calling task is cancelled.
+
+        On stop or the first signal the worker claims nothing new and lets running jobs
+        finish for up to ``shutdown_timeout``; then, as on cancellation or a second signal,
+        it cancels them and releases them to the queue without spending an attempt.
+        A job whose worker dies is taken back by any other worker once its ``lease``
+        expires. Signal handlers are only installed when nothing else handles SIGTERM.
+        """
+        if self._worker is not None:
+            raise ConfigurationError("this app is already running a worker")
+        if isinstance(queues, str):
+            queues = [queues]
+        if queues is not None:
+            queues = [check_queue_name(q) for q in queues]
+            if not queues:
+                raise ConfigurationError("queues=[] names no queue: pass None for all queues")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigurationError("concurrency must be a positive integer")
+        config = WorkerConfig(
+            queues=None if queues is None else tuple(queues),
+            concurrency=concurrency,
+            lease=_positive("lease", lease),
+            poll_interval=_positive("poll_interval", poll_interval),
+            shutdown_timeout=shutdown_timeout,
+            done_retention=self._done_retention,
+        )
+        pool = await self._get_pool()
+        with translate_errors(self._url, self.schema):
+            async with pool.acquire() as conn:
+                await check_current(conn, self.schema)
+        worker = Worker(
+            url=self._url,
+            pool=pool,
+            store=self._store,
+            registry=self._registry,
+            config=config,
+            retry_policy=self._retry_policy,
+        )
+        self._worker = worker
+        restore_signals = _handle_signals(worker)
+        try:
+            await worker.run()
+        finally:
+            restore_signals()
+            self._worker = None
+
+    async def stop(self) -> None:
+        """Ask the running worker to shut down gracefully (see :meth:`run_worker`)."""
+        if self._worker is not None:
+            self._worker.stop()
+
+
+def _handle_signals(worker: Worker) -> Callable[[], None]:
+    """First SIGTERM/SIGINT: graceful stop; second: cancel running jobs now. Installed only
+    in the main thread and only when SIGTERM has no handler yet (a web server running the
+    worker in its lifespan keeps its own), so it never steals another framework's signals."""
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    received = 0
+
+    def on_signal(sig: signal.Signals) -> None:
+        nonlocal received
+        received += 1
+        if received == 1:
+            logger.info("%s received: finishing running jobs (send again to stop now)", sig.name)
+            worker.stop()
+        else:
+            logger.info("%s received again: releasing running jobs now", sig.name)
+            worker.hard_stop()
+
+    for sig in previous:
+        loop.add_signal_handler(sig, on_signal, sig)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, handler)
+
+    return restore

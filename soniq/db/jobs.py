@@ -1,0 +1,392 @@
+"""All SQL for the jobs table, one method per statement.
+
+Every state change is ONE statement whose WHERE clause checks its precondition: outcomes,
+heartbeats and releases apply only while the writer's ``claim_token`` still owns a running
+job, which is how a worker that lost its lease is fenced out instead of overwriting the
+result of the worker that took the job over.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from soniq.job import Job, JobError, JobState
+
+# A pool, or a caller's connection (possibly inside their transaction).
+Executor: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated, encoded job ready to insert."""
+
+    task_name: str
+    queue: str
+    args_json: str
+    priority: int
+    max_attempts: int
+    scheduled_at: datetime | None
+    dedup_key: str | None
+    contract_version: int | None
+    contract_fingerprint: str | None
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """What a worker needs to run one attempt of a job it has just claimed."""
+
+    id: int
+    task_name: str
+    queue: str
+    args_json: str
+    attempts: int
+    max_attempts: int
+    enqueued_at: datetime
+    claim_token: uuid.UUID
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one attempt: ``state`` is ``done``, ``queued`` (retry) or ``dead``."""
+
+    job_id: int
+    claim_token: uuid.UUID
+    state: str
+    retry_delay: float = 0.0
+    error: JobError | None = None
+
+
+_JOB_COLUMNS = """id, task_name, queue, args, state, priority, attempts, max_attempts,
+    scheduled_at, enqueued_at, started_at, finished_at, error_reason, error_message,
+    error_detail, dedup_key, contract_version, contract_fingerprint, worker_id"""
+
+
+def _job_from_row(row: asyncpg.Record) -> Job:
+    error = None
+    if row["error_reason"] is not None:
+        detail = row["error_detail"]
+        error = JobError(
+            reason=row["error_reason"],
+            message=row["error_message"] or "",
+            detail=json.loads(detail) if detail is not None else None,
+        )
+    return Job(
+        id=row["id"],
+        task_name=row["task_name"],
+        queue=row["queue"],
+        args=json.loads(row["args"]),
+        state=JobState(row["state"]),
+        priority=row["priority"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        scheduled_at=row["scheduled_at"],
+        enqueued_at=row["enqueued_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        error=error,
+        dedup_key=row["dedup_key"],
+        contract_version=row["contract_version"],
+        contract_fingerprint=row["contract_fingerprint"],
+        worker_id=row["worker_id"],
+    )
+
+
+class JobStore:
+    """The statements on ``<schema>.jobs``; the schema is a checked identifier."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        self.channel = f"{schema}.jobs"
+        t = f"{schema}.jobs"
+        self._insert = f"""
+            WITH inserted AS (
+                INSERT INTO {t} (task_name, queue, args, priority, max_attempts, scheduled_at,
+                                 dedup_key, contract_version, contract_fingerprint)
+                VALUES ($1, $2, $3::json, $4, $5, coalesce($6, now()), $7, $8, $9)
+                ON CONFLICT (dedup_key)
+                    WHERE dedup_key IS NOT NULL AND state IN ('queued', 'running')
+                    DO NOTHING
+                RETURNING id, queue
+            )
+            -- pg_notify inside the statement: one round trip, and in a caller's
+            -- transaction the notification is only delivered at commit.
+            SELECT id, pg_notify($10, queue) FROM inserted"""
+        self._live_id_for_dedup_key = f"""
+            SELECT id FROM {t}
+            WHERE dedup_key = $1 AND state IN ('queued', 'running')"""
+        self._insert_many = f"""
+            WITH inserted AS (
+                INSERT INTO {t} (task_name, queue, args, priority, max_attempts, scheduled_at,
+                                 contract_version, contract_fingerprint)
+                SELECT $1, $2, a.args, $4, $5, coalesce($6, now()), $7, $8
+                FROM unnest($3::json[]) WITH ORDINALITY AS a(args, n)
+                ORDER BY a.n
+                RETURNING id
+            )
+            SELECT array_agg(id ORDER BY id) AS ids, pg_notify($9, $2) FROM inserted"""
+        claim_head = f"""
+            WITH next AS (
+                SELECT id FROM {t}
+                WHERE state = 'queued' AND scheduled_at <= now() {{queue_filter}}
+                -- served by jobs_claim_queue_idx / jobs_claim_any_idx
+                ORDER BY priority DESC, scheduled_at, id
+                LIMIT $1
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE {t} AS j SET
+                state = 'running',
+                attempts = j.attempts + 1,
+                -- the consumer's registered retries decide, not the producer's guess
+                max_attempts = coalesce(
+                    (SELECT l.max_attempts FROM unnest($2::text[], $3::int[])
+                                                AS l(task_name, max_attempts)
+                     WHERE l.task_name = j.task_name),
+                    j.max_attempts),
+                claim_token = gen_random_uuid(),
+                started_at = now(),
+                lease_expires_at = now() + $4::interval,
+                worker_id = $5
+            FROM next WHERE j.id = next.id
+            RETURNING j.id, j.task_name, j.queue, j.args, j.attempts, j.max_attempts,
+                      j.enqueued_at, j.claim_token"""
+        self._claim_any = claim_head.replace("{queue_filter}", "")
+        self._claim_queues = claim_head.replace("{queue_filter}", "AND queue = ANY($6::text[])")
+        self._record_outcomes = f"""
+            UPDATE {t} AS j SET
+                state = o.state,
+                finished_at = CASE WHEN o.state = 'queued' THEN NULL ELSE now() END,
+                scheduled_at = CASE WHEN o.state = 'queued'
+                                    THEN now() + make_interval(secs => o.delay)
+                                    ELSE j.scheduled_at END,
+                claim_token = NULL,
+                lease_expires_at = NULL,
+                error_reason = o.reason,
+                error_message = o.message,
+                error_detail = o.detail
+            FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::float8[], $5::text[],
+                        $6::text[], $7::json[])
+                 AS o(id, token, state, delay, reason, message, detail)
+            WHERE j.id = o.id AND j.claim_token = o.token AND j.state = 'running'
+            RETURNING j.id"""
+        self._release = f"""
+            UPDATE {t} AS j SET
+                state = 'queued',
+                attempts = j.attempts - 1,
+                claim_token = NULL,
+                lease_expires_at = NULL,
+                worker_id = NULL,
+                started_at = NULL
+            FROM unnest($1::bigint[], $2::uuid[]) AS r(id, token)
+            WHERE j.id = r.id AND j.claim_token = r.token AND j.state = 'running'
+            RETURNING j.id, pg_notify($3, j.queue)"""
+        self._heartbeat = f"""
+            UPDATE {t} AS j SET lease_expires_at = now() + $3::interval
+            FROM unnest($1::bigint[], $2::uuid[]) AS h(id, token)
+            WHERE j.id = h.id AND j.claim_token = h.token AND j.state = 'running'
+            RETURNING j.id"""
+        self._rescue = f"""
+            WITH expired AS (
+                SELECT id FROM {t}
+                WHERE state = 'running' AND lease_expires_at < now()  -- jobs_lease_idx
+                ORDER BY lease_expires_at
+                LIMIT $1
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE {t} AS j SET
+                state = CASE WHEN j.attempts >= j.max_attempts THEN 'dead' ELSE 'queued' END,
+                finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
+                claim_token = NULL,
+                lease_expires_at = NULL,
+                error_reason = 'worker lost',
+                error_message = format(
+                    'attempt %s of %s: worker %s stopped renewing its lease (killed, crashed '
+                    'or cut off from the database)%s', j.attempts, j.max_attempts,
+                    j.worker_id, CASE WHEN j.attempts >= j.max_attempts
+                                      THEN '; no retries left' ELSE '' END),
+                error_detail = NULL,
+                worker_id = NULL
+            FROM expired WHERE j.id = expired.id
+            RETURNING j.id, j.state, pg_notify($2, j.queue)"""
+        self._prune_finished = f"""
+            DELETE FROM {t} WHERE id IN (
+                SELECT id FROM {t}
+                WHERE state IN ('done', 'cancelled') AND finished_at < now() - $1::interval
+                LIMIT $2)"""
+        self._next_due = f"""
+            SELECT min(scheduled_at) FROM {t}
+            WHERE state = 'queued' {{queue_filter}}"""
+        self._get = f"SELECT {_JOB_COLUMNS} FROM {t} WHERE id = $1"
+        self._list_dead = f"""
+            SELECT {_JOB_COLUMNS} FROM {t}
+            WHERE state = 'dead'
+              AND ($1::text IS NULL OR task_name = $1)
+              AND ($2::text IS NULL OR queue = $2)
+            ORDER BY finished_at DESC, id DESC
+            LIMIT $3"""
+        self._replay = f"""
+            UPDATE {t} SET
+                state = 'queued', attempts = 0, scheduled_at = now(), started_at = NULL,
+                finished_at = NULL, claim_token = NULL, lease_expires_at = NULL,
+                worker_id = NULL
+            WHERE id = ANY($1::bigint[]) AND state = 'dead'
+            RETURNING id, pg_notify($2, queue)"""
+        self._purge_dead = f"""
+            DELETE FROM {t}
+            WHERE state = 'dead' AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))
+            RETURNING id"""
+
+    async def insert(self, db: Executor, job: NewJob) -> int | None:
+        """Insert one job and wake a worker; ``None`` when its dedup_key is already live."""
+        row = await db.fetchrow(
+            self._insert,
+            job.task_name,
+            job.queue,
+            job.args_json,
+            job.priority,
+            job.max_attempts,
+            job.scheduled_at,
+            job.dedup_key,
+            job.contract_version,
+            job.contract_fingerprint,
+            self.channel,
+        )
+        return None if row is None else int(row["id"])
+
+    async def live_id_for_dedup_key(self, db: Executor, dedup_key: str) -> int | None:
+        value = await db.fetchval(self._live_id_for_dedup_key, dedup_key)
+        return None if value is None else int(value)
+
+    async def insert_many(self, db: Executor, template: NewJob, args_json: list[str]) -> list[int]:
+        """Insert one job per args text (same task and options) in one statement."""
+        row = await db.fetchrow(
+            self._insert_many,
+            template.task_name,
+            template.queue,
+            args_json,
+            template.priority,
+            template.max_attempts,
+            template.scheduled_at,
+            template.contract_version,
+            template.contract_fingerprint,
+            self.channel,
+        )
+        assert row is not None
+        return list(row["ids"] or [])
+
+    async def claim(
+        self,
+        db: Executor,
+        *,
+        limit: int,
+        queues: Sequence[str] | None,
+        max_attempts_by_task: dict[str, int],
+        lease: timedelta,
+        worker_id: str,
+    ) -> list[ClaimedJob]:
+        """Lock up to ``limit`` due jobs, highest priority then oldest first, for this worker."""
+        params: list[Any] = [
+            limit,
+            list(max_attempts_by_task),
+            list(max_attempts_by_task.values()),
+            lease,
+            worker_id,
+        ]
+        if queues is None:
+            rows = await db.fetch(self._claim_any, *params)
+        else:
+            rows = await db.fetch(self._claim_queues, *params, list(queues))
+        return [
+            ClaimedJob(
+                id=row["id"],
+                task_name=row["task_name"],
+                queue=row["queue"],
+                args_json=row["args"],
+                attempts=row["attempts"],
+                max_attempts=row["max_attempts"],
+                enqueued_at=row["enqueued_at"],
+                claim_token=row["claim_token"],
+            )
+            for row in rows
+        ]
+
+    async def record_outcomes(self, db: Executor, outcomes: Sequence[Outcome]) -> set[int]:
+        """Write finished attempts; returns the ids still owned (the others were fenced out)."""
+        rows = await db.fetch(
+            self._record_outcomes,
+            [o.job_id for o in outcomes],
+            [o.claim_token for o in outcomes],
+            [o.state for o in outcomes],
+            [o.retry_delay for o in outcomes],
+            [o.error.reason if o.error else None for o in outcomes],
+            [o.error.message if o.error else None for o in outcomes],
+            [
+                json.dumps(o.error.detail) if o.error and o.error.detail is not None else None
+                for o in outcomes
+            ],
+        )
+        return {row["id"] for row in rows}
+
+    async def release(self, db: Executor, claims: Sequence[tuple[int, uuid.UUID]]) -> set[int]:
+        """Give claimed jobs back to the queue without spending their attempt."""
+        rows = await db.fetch(
+            self._release, [c[0] for c in claims], [c[1] for c in claims], self.channel
+        )
+        return {row["id"] for row in rows}
+
+    async def heartbeat(
+        self, db: Executor, claims: Sequence[tuple[int, uuid.UUID]], lease: timedelta
+    ) -> set[int]:
+        """Extend the leases this worker still owns; returns those ids."""
+        rows = await db.fetch(
+            self._heartbeat, [c[0] for c in claims], [c[1] for c in claims], lease
+        )
+        return {row["id"] for row in rows}
+
+    async def rescue_expired(self, db: Executor, *, limit: int) -> list[tuple[int, str]]:
+        """Take back running jobs whose lease ran out: requeue them, or dead-letter them when
+        their attempts are spent. Returns (id, new state) pairs."""
+        rows = await db.fetch(self._rescue, limit, self.channel)
+        return [(row["id"], row["state"]) for row in rows]
+
+    async def prune_finished(self, db: Executor, *, older_than: timedelta, limit: int) -> int:
+        """Delete up to ``limit`` done or cancelled jobs older than ``older_than``."""
+        status: str = await db.execute(self._prune_finished, older_than, limit)
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def next_due(self, db: Executor, queues: Sequence[str] | None) -> datetime | None:
+        """When the earliest queued job in these queues becomes due."""
+        if queues is None:
+            value = await db.fetchval(self._next_due.replace("{queue_filter}", ""))
+        else:
+            value = await db.fetchval(
+                self._next_due.replace("{queue_filter}", "AND queue = ANY($1::text[])"),
+                list(queues),
+            )
+        return value  # type: ignore[no-any-return]
+
+    async def get(self, db: Executor, job_id: int) -> Job | None:
+        row = await db.fetchrow(self._get, job_id)
+        return None if row is None else _job_from_row(row)
+
+    async def list_dead(
+        self, db: Executor, *, task_name: str | None, queue: str | None, limit: int
+    ) -> list[Job]:
+        rows = await db.fetch(self._list_dead, task_name, queue, limit)
+        return [_job_from_row(row) for row in rows]
+
+    async def replay(self, db: Executor, job_ids: Sequence[int]) -> list[int]:
+        """Move dead jobs back to the queue with their attempt count reset."""
+        rows = await db.fetch(self._replay, list(job_ids), self.channel)
+        return [row["id"] for row in rows]
+
+    async def purge_dead(self, db: Executor, job_ids: Sequence[int] | None) -> int:
+        """Delete the given dead jobs, or every dead job when ``job_ids`` is None."""
+        rows = await db.fetch(self._purge_dead, None if job_ids is None else list(job_ids))
+        return len(rows)

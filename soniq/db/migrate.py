@@ -1,0 +1,102 @@
+"""Versioned, checksummed, forward-only migrations of one Soniq schema.
+
+Each ``migrations/NNNN_name.sql`` file is applied once, in order, inside a transaction that
+holds a transaction-level advisory lock for the schema, so any number of processes may run
+:func:`migrate` at the same time: one applies, the others wait and then find nothing to do.
+A changed file that was already applied, or a database migrated by a newer Soniq, is an
+error rather than a guess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+
+from soniq.errors import MigrationError, SchemaNotReadyError
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations() -> list[Migration]:
+    """The migrations shipped with this version of Soniq, in order."""
+    found = []
+    for entry in resources.files("soniq.db").joinpath("migrations").iterdir():
+        if entry.name.endswith(".sql"):
+            number, _, rest = entry.name.partition("_")
+            found.append(Migration(int(number), rest.removesuffix(".sql"), entry.read_text()))
+    found.sort(key=lambda m: m.version)
+    return found
+
+
+def _lock_key(schema: str) -> int:
+    digest = hashlib.sha256(f"soniq-migrate:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def migrate(conn: asyncpg.Connection, schema: str) -> list[int]:
+    """Bring ``schema`` up to date; returns the versions applied by this call."""
+    migrations = load_migrations()
+    applied_now: list[int] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(schema))
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        await conn.execute(
+            f"""CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+                    version    integer PRIMARY KEY,
+                    name       text NOT NULL,
+                    checksum   text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        rows = await conn.fetch(f"SELECT version, checksum FROM {schema}.schema_migrations")
+        applied = {row["version"]: row["checksum"] for row in rows}
+        known = {m.version: m for m in migrations}
+        newer = sorted(set(applied) - set(known))
+        if newer:
+            raise MigrationError(
+                f"schema {schema!r} has migration {newer[-1]}, newer than this Soniq knows "
+                f"(latest {migrations[-1].version}): upgrade soniq in this service"
+            )
+        for migration in migrations:
+            checksum = applied.get(migration.version)
+            if checksum is None:
+                await conn.execute(migration.sql.replace("{schema}", schema))
+                await conn.execute(
+                    f"INSERT INTO {schema}.schema_migrations (version, name, checksum) "
+                    "VALUES ($1, $2, $3)",
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
+                )
+                applied_now.append(migration.version)
+            elif checksum != migration.checksum:
+                raise MigrationError(
+                    f"migration {migration.version} ({migration.name}) in schema {schema!r} "
+                    "was applied from a different file: a shipped migration must never change"
+                )
+    return applied_now
+
+
+async def check_current(conn: asyncpg.Connection, schema: str) -> None:
+    """Raise :class:`SchemaNotReadyError` unless every shipped migration has been applied."""
+    latest = load_migrations()[-1].version
+    exists = await conn.fetchval("SELECT to_regclass($1)", f"{schema}.schema_migrations")
+    version = None
+    if exists is not None:
+        version = await conn.fetchval(f"SELECT max(version) FROM {schema}.schema_migrations")
+    if version is None or version < latest:
+        raise SchemaNotReadyError(
+            f"the Soniq schema {schema!r} is missing or outdated (at migration {version}, "
+            f"need {latest}): run `soniq setup` or `await app.setup()`"
+        )

@@ -1,0 +1,185 @@
+"""Registered job handlers: how ``@app.job`` turns a function into a runnable task."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from soniq.errors import RegistrationError
+from soniq.job import JobContext
+from soniq.names import check_queue_name, check_task_name
+from soniq.task_ref import TaskRef
+
+Handler = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One registered task: its handler and everything the worker needs to run it."""
+
+    name: str
+    handler: Handler
+    args_model: type[BaseModel]
+    queue: str | None
+    retries: int
+    timeout: timedelta | None
+    priority: int | None
+    is_async: bool
+    context_param: str | None
+    ref: TaskRef[Any] | None
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retries + 1
+
+
+def _is_context_annotation(annotation: Any) -> bool:
+    if annotation is JobContext:
+        return True
+    # Unresolvable string annotation (e.g. JobContext imported under TYPE_CHECKING).
+    return isinstance(annotation, str) and annotation.rsplit(".", 1)[-1] == "JobContext"
+
+
+def _annotations(fn: Handler) -> dict[str, Any]:
+    try:
+        return get_type_hints(fn)
+    except Exception:
+        # Fall back to the raw (possibly string) annotations; unresolvable ones become Any.
+        return dict(getattr(fn, "__annotations__", {}))
+
+
+def _model_from_signature(
+    name: str, params: list[inspect.Parameter], hints: dict[str, Any], open_ended: bool
+) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    for param in params:
+        annotation = hints.get(param.name, Any)
+        if isinstance(annotation, str):
+            annotation = Any
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[param.name] = (annotation, default)
+    config = ConfigDict(extra="allow" if open_ended else "forbid")
+    model_name = "".join(part.title() for part in name.replace(".", "_").split("_")) + "Args"
+    model: type[BaseModel] = create_model(model_name, __config__=config, **fields)
+    return model
+
+
+def build_spec(
+    handler: Handler,
+    *,
+    name: str,
+    validate: type[BaseModel] | None,
+    queue: str | None,
+    retries: int,
+    timeout: timedelta | float | None,
+    priority: int | None,
+    ref: TaskRef[Any] | None,
+) -> JobSpec:
+    """Check a handler against its name, model and options, and describe it as a JobSpec."""
+    check_task_name(name)
+    if queue is not None:
+        check_queue_name(queue)
+    if not callable(handler):
+        raise RegistrationError(f"@app.job({name!r}) must decorate a function")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise RegistrationError(f"job {name!r}: retries must be an integer >= 0")
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        timeout = timedelta(seconds=timeout)
+    if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= timedelta(0)):
+        raise RegistrationError(f"job {name!r}: timeout must be a positive timedelta or seconds")
+    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
+        raise RegistrationError(f"job {name!r}: priority must be an integer")
+    if validate is not None and not (
+        isinstance(validate, type) and issubclass(validate, BaseModel)
+    ):
+        raise RegistrationError(
+            f"job {name!r}: validate= must be a pydantic BaseModel subclass, got {validate!r}"
+        )
+
+    signature = inspect.signature(handler)
+    hints = _annotations(handler)
+    context_param = None
+    value_params: list[inspect.Parameter] = []
+    open_ended = False
+    for param in signature.parameters.values():
+        annotation = hints.get(param.name, param.annotation)
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            open_ended = True
+        elif param.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL):
+            raise RegistrationError(
+                f"job {name!r}: handler parameter {param.name!r} is positional-only or *args; "
+                "handlers receive their arguments by keyword"
+            )
+        elif _is_context_annotation(annotation):
+            context_param = param.name
+        else:
+            value_params.append(param)
+
+    if validate is None:
+        args_model = _model_from_signature(name, value_params, hints, open_ended)
+    else:
+        args_model = validate
+        fields = set(validate.model_fields)
+        params = {p.name for p in value_params}
+        missing = sorted(fields - params)
+        if missing and not open_ended:
+            raise RegistrationError(
+                f"job {name!r}: handler {handler.__name__}() has no parameter for model "
+                f"field(s) {', '.join(missing)} of {validate.__name__}; add them or **kwargs"
+            )
+        unfilled = sorted(
+            p.name for p in value_params if p.name not in fields and p.default is p.empty
+        )
+        if unfilled:
+            raise RegistrationError(
+                f"job {name!r}: handler parameter(s) {', '.join(unfilled)} are not fields of "
+                f"{validate.__name__}; give them defaults or add them to the model"
+            )
+
+    return JobSpec(
+        name=name,
+        handler=handler,
+        args_model=args_model,
+        queue=queue,
+        retries=retries,
+        timeout=timeout,
+        priority=priority,
+        is_async=inspect.iscoroutinefunction(handler),
+        context_param=context_param,
+        ref=ref,
+    )
+
+
+class Registry:
+    """The tasks this app can run, by name and by handler function."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, JobSpec] = {}
+        self._by_handler: dict[Handler, JobSpec] = {}
+
+    def add(self, spec: JobSpec) -> None:
+        existing = self._by_name.get(spec.name)
+        if existing is not None and existing.handler is not spec.handler:
+            raise RegistrationError(
+                f"task {spec.name!r} is already registered to {existing.handler.__qualname__}(); "
+                "each task name has exactly one handler per app"
+            )
+        self._by_name[spec.name] = spec
+        self._by_handler[spec.handler] = spec
+
+    def get(self, name: str) -> JobSpec | None:
+        return self._by_name.get(name)
+
+    def for_handler(self, handler: Handler) -> JobSpec | None:
+        return self._by_handler.get(handler)
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def max_attempts_by_task(self) -> dict[str, int]:
+        return {name: spec.max_attempts for name, spec in self._by_name.items()}

@@ -1,0 +1,1 @@
+"""The consumer side: claiming, running, completing and rescuing jobs."""

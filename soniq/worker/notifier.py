@@ -1,0 +1,68 @@
+"""The worker's LISTEN connection: wakes the claim loop when a job is enqueued, and keeps
+listening across database restarts. Polling covers anything a notification misses."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection
+
+import asyncpg
+
+from soniq.db.connection import connect
+
+logger = logging.getLogger("soniq.worker")
+
+_PING_EVERY = 10.0
+
+
+class Notifier:
+    def __init__(
+        self,
+        url: str,
+        schema: str,
+        channel: str,
+        *,
+        queues: Collection[str] | None,
+        wake: Callable[[], None],
+    ) -> None:
+        self._url = url
+        self._schema = schema
+        self._channel = channel
+        self._queues = None if queues is None else frozenset(queues)
+        self._wake = wake
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, queue: str) -> None:
+        if self._queues is None or queue in self._queues:
+            self._wake()
+
+    async def run(self) -> None:
+        """Listen until cancelled, reconnecting with backoff whenever the connection drops."""
+        failures = 0
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await connect(self._url, self._schema)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c: lost.set())
+                await conn.add_listener(self._channel, self._on_notify)
+                if failures:
+                    logger.info("reconnected to PostgreSQL; listening again")
+                failures = 0
+                self._wake()  # notifications sent while we were away are lost: look now
+                while not lost.is_set():
+                    try:
+                        await asyncio.wait_for(lost.wait(), _PING_EVERY)
+                    except asyncio.TimeoutError:
+                        await conn.execute("SELECT 1", timeout=_PING_EVERY)
+            except Exception as exc:  # connection refused, killed backend, server restart
+                failures += 1
+                delay = min(10.0, 0.2 * 2**failures)
+                logger.warning(
+                    "lost the LISTEN connection (%s: %s); reconnecting in %.1fs",
+                    type(exc).__name__, exc, delay,
+                )
+                await asyncio.sleep(delay)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    conn.terminate()
