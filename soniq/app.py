@@ -16,16 +16,15 @@ import asyncpg
 from pydantic import BaseModel
 
 from soniq import embedded
-from soniq.dead_letter import DeadLetterQueue
 from soniq.db.connection import (
     EMBEDDED,
-    connect,
     create_pool,
     resolve_database_url,
     translate_errors,
 )
 from soniq.db.jobs import JobStore
 from soniq.db.migrate import check_current, migrate
+from soniq.dead_letter import DeadLetterQueue
 from soniq.enqueue import build_job, encode_args, resolve_target
 from soniq.errors import ConfigurationError, JobNotFoundError, RegistrationError
 from soniq.job import Job
@@ -72,8 +71,10 @@ class Soniq:
     ) -> None:
         self._url = resolve_database_url(database_url)
         self.schema = check_schema_name(schema or os.environ.get(SCHEMA_ENV) or DEFAULT_SCHEMA)
-        if isinstance(default_retries, bool) or not isinstance(default_retries, int) or (
-            default_retries < 0
+        if (
+            isinstance(default_retries, bool)
+            or not isinstance(default_retries, int)
+            or (default_retries < 0)
         ):
             raise ConfigurationError("default_retries must be an integer >= 0")
         if not isinstance(max_args_bytes, int) or max_args_bytes < 2:

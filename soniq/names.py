@@ -16,11 +16,7 @@ _MAX_SCHEMA_LENGTH = 48  # leaves room for the suffixes of index and channel nam
 
 def check_task_name(name: object) -> str:
     """Return ``name`` if it is a dotted lowercase identifier such as ``billing.send_invoice``."""
-    if (
-        not isinstance(name, str)
-        or len(name) > MAX_NAME_LENGTH
-        or not _TASK_NAME.fullmatch(name)
-    ):
+    if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH or not _TASK_NAME.fullmatch(name):
         raise InvalidNameError(
             f"invalid task name {name!r}: use dotted lowercase identifiers such as "
             f"'billing.send_invoice' (letters, digits and '_', each part starting with a "

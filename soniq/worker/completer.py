@@ -54,7 +54,9 @@ class Completer:
                     delay = min(5.0, 0.1 * 2**failures)
                     logger.warning(
                         "could not record %d job outcome(s) (%s); retrying in %.1fs",
-                        len(batch), type(exc).__name__, delay,
+                        len(batch),
+                        type(exc).__name__,
+                        delay,
                     )
                     await asyncio.sleep(delay)
                     continue

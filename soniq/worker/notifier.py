@@ -44,7 +44,7 @@ class Notifier:
             try:
                 conn = await connect(self._url, self._schema)
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(self._channel, self._on_notify)
                 if failures:
                     logger.info("reconnected to PostgreSQL; listening again")
@@ -60,7 +60,9 @@ class Notifier:
                 delay = min(10.0, 0.2 * 2**failures)
                 logger.warning(
                     "lost the LISTEN connection (%s: %s); reconnecting in %.1fs",
-                    type(exc).__name__, exc, delay,
+                    type(exc).__name__,
+                    exc,
+                    delay,
                 )
                 await asyncio.sleep(delay)
             finally:

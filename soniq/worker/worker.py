@@ -165,7 +165,9 @@ class Worker:
                 delay = min(10.0, 0.2 * 2**failures)
                 logger.warning(
                     "cannot claim jobs (%s: %s); retrying in %.1fs",
-                    type(exc).__name__, exc, delay,
+                    type(exc).__name__,
+                    exc,
+                    delay,
                 )
                 await self._wait(delay)
                 continue
@@ -211,7 +213,8 @@ class Worker:
                 logger.warning(
                     "job %d: outcome %r discarded, this worker no longer owns the job (its "
                     "lease expired and another worker took it over)",
-                    outcome.job_id, outcome.state,
+                    outcome.job_id,
+                    outcome.state,
                 )
 
     async def _drain(self, grace: float) -> None:
@@ -258,13 +261,15 @@ class Worker:
                         if job_id not in kept and job_id in self._owned:
                             logger.warning(
                                 "job %d: lease lost to another worker; its outcome will be "
-                                "discarded", job_id,
+                                "discarded",
+                                job_id,
                             )
                 rescued = await self._store.rescue_expired(self._pool, limit=_RESCUE_BATCH)
                 for job_id, state in rescued:
                     logger.warning(
                         "job %d: its worker's lease expired; %s",
-                        job_id, "dead-lettered" if state == "dead" else "requeued",
+                        job_id,
+                        "dead-lettered" if state == "dead" else "requeued",
                     )
                 now = time.monotonic()
                 if now - last_prune >= _PRUNE_EVERY:

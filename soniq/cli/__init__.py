@@ -1,0 +1,5 @@
+"""The ``soniq`` command line: a thin layer that parses options and calls the app."""
+
+from soniq.cli.commands import main
+
+__all__ = ["main"]

@@ -1,0 +1,288 @@
+"""Commands: setup, worker, jobs show, dead-letter list|replay|purge.
+
+Exit codes: 0 success; 1 a Soniq error (printed as one line, never with a traceback or a
+password); 2 a usage error; 130 interrupted before a worker was running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar
+
+import asyncpg
+import click
+
+from soniq.app import Soniq
+from soniq.db.connection import redact
+from soniq.errors import ConfigurationError, SoniqError
+from soniq.job import Job
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {redact(message)}", err=True)
+    sys.exit(1)
+
+
+def friendly_errors(command: Callable[P, T]) -> Callable[P, T]:
+    """Print Soniq and database errors as one line and exit 1, with no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return command(*args, **kwargs)
+        except SoniqError as exc:
+            _fail(str(exc))
+        except asyncpg.PostgresError as exc:
+            _fail(f"PostgreSQL error: {exc}")
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return asyncio.run(make())
+
+
+database_option = click.option(
+    "--database-url",
+    envvar="SONIQ_DATABASE_URL",
+    help="PostgreSQL URL, or 'embedded' [env: SONIQ_DATABASE_URL].",
+)
+schema_option = click.option(
+    "--schema", envvar="SONIQ_SCHEMA", help="Soniq schema name [env: SONIQ_SCHEMA; default soniq]."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+async def _with_app(
+    database_url: str | None, schema: str | None, use: Callable[[Soniq], Awaitable[T]]
+) -> T:
+    app = Soniq(database_url, schema=schema)
+    try:
+        return await use(app)
+    finally:
+        await app.close()
+
+
+def _job_dict(job: Job) -> dict[str, Any]:
+    data = asdict(job)
+    data["state"] = job.state.value
+    for key, value in data.items():
+        if hasattr(value, "isoformat"):
+            data[key] = value.isoformat()
+    return data
+
+
+def _print_job(job: Job) -> None:
+    click.echo(f"job {job.id}  {job.task_name}  queue={job.queue}  state={job.state.value}")
+    click.echo(f"  attempts   {job.attempts}/{job.max_attempts}   priority {job.priority}")
+    click.echo(f"  enqueued   {job.enqueued_at:%Y-%m-%d %H:%M:%S%z}")
+    if job.finished_at is not None:
+        click.echo(f"  finished   {job.finished_at:%Y-%m-%d %H:%M:%S%z}")
+    click.echo(f"  args       {json.dumps(job.args)}")
+    if job.error is not None:
+        click.echo(f"  error      [{job.error.reason}] {job.error.message}")
+
+
+@click.group()
+@click.version_option(package_name="soniq")
+def main() -> None:
+    """Soniq: background jobs stored in PostgreSQL."""
+
+
+@main.command()
+@database_option
+@schema_option
+@friendly_errors
+def setup(database_url: str | None, schema: str | None) -> None:
+    """Create or upgrade the Soniq schema (safe to run concurrently)."""
+
+    async def go(app: Soniq) -> None:
+        await app.setup()
+
+    _run(lambda: _with_app(database_url, schema, go))
+    click.echo(f"schema {schema or os.environ.get('SONIQ_SCHEMA') or 'soniq'} is up to date")
+
+
+def _load_app(target: str) -> Soniq:
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise ConfigurationError(
+            f"{target!r} is not MODULE:APP, e.g. `soniq worker myservice.jobs:app`"
+        )
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise ConfigurationError(
+                f"cannot import module {module_name!r} (from {target!r}): {exc}; run from the "
+                "directory that contains it or install it"
+            ) from exc
+        raise
+    app = getattr(module, attribute, None)
+    if not isinstance(app, Soniq):
+        raise ConfigurationError(
+            f"{target!r}: module {module_name!r} has no Soniq app named {attribute!r}"
+        )
+    return app
+
+
+@main.command()
+@click.argument("app_path", metavar="MODULE:APP")
+@click.option(
+    "--queues", "-q", default=None, help="Comma-separated queues to serve (default: all)."
+)
+@click.option("--concurrency", "-c", default=10, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--lease-seconds",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="How long a claim lasts without a heartbeat before other workers take the job back.",
+)
+@click.option(
+    "--shutdown-timeout-seconds",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="On SIGTERM/SIGINT, how long running jobs may finish before they are released.",
+)
+@click.option("--log-level", default="INFO", show_default=True)
+@friendly_errors
+def worker(
+    app_path: str,
+    queues: str | None,
+    concurrency: int,
+    lease_seconds: float,
+    shutdown_timeout_seconds: float,
+    log_level: str,
+) -> None:
+    """Run a worker for the Soniq app at MODULE:APP until SIGTERM or SIGINT."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = _load_app(app_path)
+    queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+
+    async def go() -> None:
+        try:
+            await app.run_worker(
+                queue_list,
+                concurrency=concurrency,
+                lease=timedelta(seconds=lease_seconds),
+                shutdown_timeout=timedelta(seconds=shutdown_timeout_seconds),
+            )
+        finally:
+            await app.close()
+
+    _run(go)
+
+
+@main.group()
+def jobs() -> None:
+    """Inspect jobs."""
+
+
+@jobs.command("show")
+@click.argument("job_id", type=int)
+@database_option
+@schema_option
+@json_option
+@friendly_errors
+def jobs_show(job_id: int, database_url: str | None, schema: str | None, as_json: bool) -> None:
+    """Show one job: state, attempts, args and last error."""
+    job = _run(lambda: _with_app(database_url, schema, lambda app: app.get_job(job_id)))
+    if as_json:
+        click.echo(json.dumps(_job_dict(job), indent=2))
+    else:
+        _print_job(job)
+
+
+@main.group("dead-letter")
+def dead_letter() -> None:
+    """List, replay or purge dead-lettered jobs."""
+
+
+@dead_letter.command("list")
+@click.option("--task", "task_name", default=None, help="Only this task name.")
+@click.option("--queue", default=None, help="Only this queue.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1))
+@database_option
+@schema_option
+@json_option
+@friendly_errors
+def dead_letter_list(
+    task_name: str | None,
+    queue: str | None,
+    limit: int,
+    database_url: str | None,
+    schema: str | None,
+    as_json: bool,
+) -> None:
+    """List dead jobs, most recent first."""
+    dead = _run(
+        lambda: _with_app(
+            database_url,
+            schema,
+            lambda app: app.dead_letter.list(task_name=task_name, queue=queue, limit=limit),
+        )
+    )
+    if as_json:
+        click.echo(json.dumps([_job_dict(job) for job in dead], indent=2))
+        return
+    if not dead:
+        click.echo("no dead jobs")
+    for job in dead:
+        reason = f"[{job.error.reason}] {job.error.message}" if job.error else ""
+        click.echo(f"{job.id}\t{job.task_name}\t{job.queue}\t{reason}")
+
+
+@dead_letter.command("replay")
+@click.argument("job_ids", nargs=-1, type=int, required=True)
+@database_option
+@schema_option
+@friendly_errors
+def dead_letter_replay(
+    job_ids: tuple[int, ...], database_url: str | None, schema: str | None
+) -> None:
+    """Send dead jobs back to their queue with attempts reset."""
+    replayed = _run(
+        lambda: _with_app(database_url, schema, lambda app: app.dead_letter.replay(job_ids))
+    )
+    click.echo(f"replayed {len(replayed)} job(s)")
+    missing = sorted(set(job_ids) - set(replayed))
+    if missing:
+        _fail(f"not dead (or not found): {', '.join(map(str, missing))}")
+
+
+@dead_letter.command("purge")
+@click.argument("job_ids", nargs=-1, type=int)
+@click.option("--all", "purge_all", is_flag=True, help="Purge every dead job.")
+@database_option
+@schema_option
+@friendly_errors
+def dead_letter_purge(
+    job_ids: tuple[int, ...], purge_all: bool, database_url: str | None, schema: str | None
+) -> None:
+    """Delete the given dead jobs, or all of them with --all."""
+    if bool(job_ids) == purge_all:
+        raise click.UsageError("give job ids, or --all (not both)")
+    ids = None if purge_all else list(job_ids)
+    count = _run(lambda: _with_app(database_url, schema, lambda app: app.dead_letter.purge(ids)))
+    click.echo(f"purged {count} dead job(s)")
