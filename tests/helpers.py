@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -27,7 +28,5 @@ async def wait_until(
 async def stop_worker(task: asyncio.Task[None]) -> None:
     """Cancel a run_worker task and wait for its clean shutdown."""
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass
