@@ -160,9 +160,7 @@ async def test_same_instance_enqueues_follow_ups_from_a_handler(
     await app.enqueue("orders.place", args={"order_id": 1})
     worker = asyncio.create_task(app.run_worker())
     await wait_until(
-        lambda: db.fetchval(
-            f"SELECT count(*) = 2 FROM {schema}.jobs WHERE state = 'done'"
-        )
+        lambda: db.fetchval(f"SELECT count(*) = 2 FROM {schema}.jobs WHERE state = 'done'")
     )
     await stop_worker(worker)
     names = [r["task_name"] for r in await _rows(db, schema)]
