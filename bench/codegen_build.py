@@ -1,0 +1,94 @@
+"""Benchmark: build 200 task contracts in a cold process, then a no-change rebuild.
+
+Run with ``python bench/codegen_build.py``; prints both wall-clock times in seconds.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+COUNT = 200
+
+
+def write_contracts(root: Path) -> None:
+    (root / "common").mkdir(parents=True)
+    (root / "common" / "money.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "title": "Money",
+                "type": "object",
+                "properties": {
+                    "amount_cents": {"type": "integer", "minimum": 0},
+                    "currency": {"type": "string", "enum": ["EUR", "GBP", "USD"]},
+                },
+                "required": ["amount_cents", "currency"],
+                "additionalProperties": False,
+            }
+        )
+    )
+    for i in range(COUNT):
+        contract = {
+            "task": f"bench.task_{i:03d}",
+            "version": 1 + i % 3,
+            "default_queue": "bench",
+            "description": f"Benchmark task number {i}.",
+            "args": {
+                "type": "object",
+                "properties": {
+                    "order_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "amount": {"$ref": "../common/money.yaml"},
+                    "due_at": {"type": "string", "format": "date-time"},
+                    "plan": {"type": "string", "enum": ["free", "pro", "enterprise"]},
+                    "note": {"type": ["string", "null"]},
+                    "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 5},
+                    "retries": {"type": "integer", "minimum": 0, "default": 3},
+                    "address": {
+                        "type": "object",
+                        "properties": {"city": {"type": "string"}, "zip": {"type": "string"}},
+                    },
+                },
+                "required": ["order_id", "amount"],
+                "additionalProperties": False,
+            },
+        }
+        group = root / f"group_{i % 10}"
+        group.mkdir(exist_ok=True)
+        (group / f"task_{i:03d}.yaml").write_text(yaml.safe_dump(contract))
+
+
+def timed_build(contracts: Path, out: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from soniq_codegen.cli import main; main()",
+            "build",
+            str(contracts),
+            "-o",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_contracts(root / "contracts")
+        cold = timed_build(root / "contracts", root / "bench_tasks")
+        again = timed_build(root / "contracts", root / "bench_tasks")
+    print(f"cold build of {COUNT} contracts: {cold:.2f} s")
+    print(f"no-change rebuild:             {again:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""soniq-codegen: task contracts in JSON Schema / YAML become a typed, publishable stub package.
+
+The stages, each usable on its own::
+
+    contract_set = check_contracts(Path("schemas"))           # load + check, all problems
+    files = render_package(contract_set, "billing_tasks", "0.1.0")   # path -> bytes
+    write_tree(files, Path("billing_tasks"))                  # atomic swap
+"""
+
+from soniq_codegen.check import ContractSet, check_contracts
+from soniq_codegen.contract import TaskContract, fingerprint, meta_schema
+from soniq_codegen.generate import render_package
+from soniq_codegen.problem import ContractError, Problem
+from soniq_codegen.write import OutputError, diff_tree, write_tree
+
+__all__ = [
+    "ContractError",
+    "ContractSet",
+    "OutputError",
+    "Problem",
+    "TaskContract",
+    "check_contracts",
+    "diff_tree",
+    "fingerprint",
+    "meta_schema",
+    "render_package",
+    "write_tree",
+]

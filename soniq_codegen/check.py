@@ -1,0 +1,118 @@
+"""Checking a whole contract directory, collecting every problem before giving up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from soniq_codegen.contract import TaskContract, fingerprint, is_task_file, read_tasks
+from soniq_codegen.load import SourceFile, join_pointer, load_tree
+from soniq_codegen.problem import ContractError, Problem
+from soniq_codegen.schema import SchemaCompiler
+
+
+@dataclass
+class ContractSet:
+    """A checked contract set: its files, tasks (sorted by name) and intermediate classes."""
+
+    files: dict[str, SourceFile]
+    tasks: list[TaskContract]
+    defs: dict[str, dict[str, Any]]
+    formats: set[str]
+
+
+def check_contracts(root: Path) -> ContractSet:
+    """Load and check every contract under ``root``; raise :class:`ContractError` listing all
+    problems if there is any."""
+    if not root.is_dir():
+        raise ContractError(
+            [
+                Problem(
+                    str(root),
+                    None,
+                    "",
+                    "not a directory",
+                    "pass the directory that holds the contracts",
+                )
+            ]
+        )
+    sources, problems = load_tree(root)
+    files = {source.path: source for source in sources}
+    tasks: list[TaskContract] = []
+    for source in sources:
+        if source.data is None:
+            continue
+        if not isinstance(source.data, dict):
+            problems.append(
+                Problem(
+                    source.path,
+                    source.line(""),
+                    "",
+                    "a contract file must hold a mapping",
+                    "write a contract document or a JSON Schema",
+                )
+            )
+        elif is_task_file(source.data):
+            found, envelope_problems = read_tasks(source)
+            problems.extend(envelope_problems)
+            tasks.extend(found)
+        else:
+            problems.extend(_meta_problems(source, source.data, ""))
+    compiler = SchemaCompiler(files)
+    seen: dict[str, TaskContract] = {}
+    for task in tasks:
+        if task.task in seen:
+            first = seen[task.task]
+            problems.append(
+                Problem(
+                    task.file,
+                    files[task.file].line(task.pointer),
+                    join_pointer(task.pointer, "task"),
+                    f"duplicate task name {task.task!r}",
+                    f"also declared in {first.file}; each task is declared once",
+                )
+            )
+            continue
+        seen[task.task] = task
+        compiler.reserve(task.constant, task.file, join_pointer(task.pointer, "constant"))
+        meta = _meta_problems(files[task.file], task.args, task.args_pointer)
+        problems.extend(meta)
+        if not meta:
+            compiler.compile_task(task)
+    problems.extend(compiler.problems)
+    if not tasks and not problems:
+        problems.append(
+            Problem(
+                str(root),
+                None,
+                "",
+                "no task contracts found",
+                "add *.yaml files with a 'task:' key",
+            )
+        )
+    if problems:
+        raise ContractError(problems)
+    for task in tasks:
+        task.fingerprint = fingerprint(files, task)
+    return ContractSet(files, sorted(tasks, key=lambda t: t.task), compiler.defs, compiler.formats)
+
+
+def _meta_problems(source: SourceFile, schema: Any, pointer: str) -> list[Problem]:
+    """Problems of ``schema`` against the JSON Schema 2020-12 meta-schema."""
+    validator = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA)
+    problems = []
+    for error in validator.iter_errors(schema):
+        where = join_pointer(pointer, *error.absolute_path)
+        problems.append(
+            Problem(
+                source.path,
+                source.line(where),
+                where,
+                f"invalid JSON Schema: {error.message}",
+                "see https://json-schema.org/draft/2020-12",
+            )
+        )
+    return problems
