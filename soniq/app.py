@@ -71,7 +71,9 @@ class Soniq:
         pool_size: int = 10,
     ) -> None:
         self._url = resolve_database_url(database_url)
-        self.schema = check_schema_name(schema or os.environ.get(SCHEMA_ENV) or DEFAULT_SCHEMA)
+        if schema is None:
+            schema = os.environ.get(SCHEMA_ENV) or DEFAULT_SCHEMA
+        self.schema = check_schema_name(schema)
         if (
             isinstance(default_retries, bool)
             or not isinstance(default_retries, int)

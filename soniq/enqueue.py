@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import PydanticSerializationError
+from pydantic_core import PydanticSerializationError, from_json
 
 from soniq.db.jobs import NewJob
 from soniq.errors import (
@@ -95,33 +95,58 @@ def _describe_errors(errors: list[dict[str, Any]]) -> str:
 
 def _invalid(target: Target, exc: ValidationError, index: int | None) -> InvalidArgumentsError:
     errors = json.loads(exc.json(include_url=False))
-    at = f" (item {index})" if index is not None else ""
     return InvalidArgumentsError(
-        f"invalid args for task {target.name!r}{at}: {_describe_errors(errors)}",
+        f"invalid args for task {target.name!r}{_at(index)}: {_describe_errors(errors)}",
         task_name=target.name,
         errors=errors,
         index=index,
     )
 
 
-def _find_non_json(value: Any, path: str) -> str | None:
-    """Where in ``value`` something does not survive JSON unchanged (for the message)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return f"{path}: key {key!r} is not a string"
-            found = _find_non_json(item, f"{path}.{key}")
-            if found:
-                return found
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found = _find_non_json(item, f"{path}[{i}]")
-            if found:
-                return found
-    elif isinstance(value, float) and not math.isfinite(value):
-        return f"{path}: {value!r} is not a JSON number"
-    elif value is not None and type(value) not in (str, int, float, bool):
-        return f"{path}: {type(value).__name__} value {value!r} is not JSON"
+# How deeply args may nest (the args object itself is level 1): the limit of pydantic's JSON
+# parser, which every worker reads args with, so deeper args could never be run.
+MAX_NESTING = 200
+
+
+def _at(index: int | None) -> str:
+    return f" (item {index})" if index is not None else ""
+
+
+def _find_non_json(value: Any) -> str | None:
+    """Where in ``value`` something does not survive JSON unchanged (for the message).
+
+    Iterative, so a value that contains itself or nests absurdly deep gets a message
+    instead of a RecursionError.
+    """
+    Path = tuple[object, Any]  # (key or index, parent path), built into text only on failure
+
+    def where(path: Path | None) -> str:
+        parts: list[str] = []
+        while path is not None:
+            part, path = path
+            parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
+        return "args" + "".join(reversed(parts))
+
+    stack: list[tuple[Any, Path | None, int]] = [(value, None, 1)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, (dict, list)) and depth > MAX_NESTING:
+            return f"{where(path)}: nested over {MAX_NESTING} levels (or circular)"
+        if isinstance(item, dict):
+            children: list[tuple[Any, Path | None, int]] = []
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    return f"{where(path)}: key {key!r} is not a string"
+                children.append((child, (key, path), depth + 1))
+            stack.extend(reversed(children))
+        elif isinstance(item, list):
+            stack.extend(
+                (child, (i, path), depth + 1) for i, child in reversed(list(enumerate(item)))
+            )
+        elif isinstance(item, float) and not math.isfinite(item):
+            return f"{where(path)}: {item!r} is not a JSON number"
+        elif item is not None and type(item) not in (str, int, float, bool):
+            return f"{where(path)}: {type(item).__name__} value {item!r} is not JSON"
     return None
 
 
@@ -130,18 +155,110 @@ def _check_size(target: Target, text: str, max_bytes: int, index: int | None) ->
         size = len(text) if text.isascii() else len(text.encode("utf-8"))
     except UnicodeEncodeError as exc:
         raise ArgsNotJSONError(
-            f"args for task {target.name!r} contain a lone surrogate character, which is not "
-            "valid Unicode text and cannot be stored",
+            f"args for task {target.name!r}{_at(index)} contain a lone surrogate character, "
+            "which is not valid Unicode text and cannot be stored",
             task_name=target.name,
+            index=index,
         ) from exc
     if size > max_bytes:
-        at = f" (item {index})" if index is not None else ""
         raise ArgsTooLargeError(
-            f"args for task {target.name!r}{at} are {size} bytes of JSON, over the limit of "
-            f"{max_bytes}: store large payloads elsewhere and pass a reference, or raise "
-            "Soniq(max_args_bytes=...)",
+            f"args for task {target.name!r}{_at(index)} are {size} bytes of JSON, over the "
+            f"limit of {max_bytes}: store large payloads elsewhere and pass a reference, or "
+            "raise Soniq(max_args_bytes=...)",
             task_name=target.name,
+            index=index,
         )
+
+
+def _encode_with_model(
+    target: Target, model: type[BaseModel], args: object, index: int | None
+) -> str:
+    try:
+        if isinstance(args, model):
+            instance = args
+        elif isinstance(args, BaseModel):
+            raise EnqueueError(
+                f"task {target.name!r}{_at(index)} takes {model.__name__} args, "
+                f"got a {type(args).__name__}",
+                task_name=target.name,
+                index=index,
+            )
+        elif args is None or isinstance(args, Mapping):
+            instance = model.model_validate(args or {})
+        else:
+            raise EnqueueError(
+                f"args for task {target.name!r}{_at(index)} must be a dict or a "
+                f"{model.__name__}, got {type(args).__name__}",
+                task_name=target.name,
+                index=index,
+            )
+    except ValidationError as exc:
+        raise _invalid(target, exc, index) from exc
+    try:
+        text = instance.model_dump_json(by_alias=True)
+    except PydanticSerializationError as exc:
+        raise ArgsNotJSONError(
+            f"args for task {target.name!r}{_at(index)} cannot be written as JSON: {exc}",
+            task_name=target.name,
+            index=index,
+        ) from exc
+    try:
+        model.model_validate_json(text)
+    except ValidationError as exc:
+        if instance is args:
+            # An instance built without validation (model_construct, or changed after it)
+            # is invalid args; a valid one holding e.g. NaN is args that are not JSON.
+            try:
+                model.model_validate(instance.model_dump(by_alias=True))
+            except ValidationError as invalid:
+                raise _invalid(target, invalid, index) from invalid
+        raise ArgsNotJSONError(
+            f"args for task {target.name!r}{_at(index)} do not survive a JSON round trip "
+            f"through {model.__name__}: {_describe_errors(json.loads(exc.json()))}",
+            task_name=target.name,
+            index=index,
+        ) from exc
+    return text
+
+
+def _encode_plain(target: Target, args: object, index: int | None) -> str:
+    value = {} if args is None else args
+    if isinstance(value, BaseModel):
+        value = json.loads(value.model_dump_json(by_alias=True))
+    if not isinstance(value, dict):
+        raise EnqueueError(
+            f"args for task {target.name!r}{_at(index)} must be a dict (a JSON object), "
+            f"got {type(value).__name__}",
+            task_name=target.name,
+            index=index,
+        )
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+        same = json.loads(text) == value
+    except (TypeError, ValueError, RecursionError):
+        same = False
+    if not same:
+        where = _find_non_json(value) or "args: a value changes in a JSON round trip"
+        raise ArgsNotJSONError(
+            f"args for task {target.name!r}{_at(index)} are not plain JSON ({where}): use "
+            "dicts with string keys, lists, strings, finite numbers, booleans and None",
+            task_name=target.name,
+            index=index,
+        )
+    return text
+
+
+def _check_nesting(target: Target, text: str, index: int | None) -> None:
+    """Refuse args that the JSON parser every worker reads args with would refuse."""
+    try:
+        from_json(text)
+    except ValueError as exc:
+        raise ArgsNotJSONError(
+            f"args for task {target.name!r}{_at(index)} nest more than {MAX_NESTING} levels "
+            f"deep, which no worker can read ({exc})",
+            task_name=target.name,
+            index=index,
+        ) from exc
 
 
 def encode_args(target: Target, args: object, *, max_bytes: int, index: int | None = None) -> str:
@@ -152,65 +269,12 @@ def encode_args(target: Target, args: object, *, max_bytes: int, index: int | No
     """
     model = target.model
     if model is not None:
-        try:
-            if isinstance(args, model):
-                instance = args
-            elif isinstance(args, BaseModel):
-                raise EnqueueError(
-                    f"task {target.name!r} takes {model.__name__} args, "
-                    f"got a {type(args).__name__}",
-                    task_name=target.name,
-                )
-            elif args is None or isinstance(args, Mapping):
-                instance = model.model_validate(args or {})
-            else:
-                raise EnqueueError(
-                    f"args for task {target.name!r} must be a dict or a {model.__name__}, "
-                    f"got {type(args).__name__}",
-                    task_name=target.name,
-                )
-        except ValidationError as exc:
-            raise _invalid(target, exc, index) from exc
-        try:
-            text = instance.model_dump_json(by_alias=True)
-        except PydanticSerializationError as exc:
-            raise ArgsNotJSONError(
-                f"args for task {target.name!r} cannot be written as JSON: {exc}",
-                task_name=target.name,
-            ) from exc
-        try:
-            model.model_validate_json(text)
-        except ValidationError as exc:
-            if isinstance(args, model):
-                raise _invalid(target, exc, index) from exc
-            raise ArgsNotJSONError(
-                f"args for task {target.name!r} do not survive a JSON round trip through "
-                f"{model.__name__}: {_describe_errors(json.loads(exc.json()))}",
-                task_name=target.name,
-            ) from exc
+        text = _encode_with_model(target, model, args, index)
     else:
-        value = {} if args is None else args
-        if isinstance(value, BaseModel):
-            value = json.loads(value.model_dump_json(by_alias=True))
-        if not isinstance(value, dict):
-            raise EnqueueError(
-                f"args for task {target.name!r} must be a dict (a JSON object), "
-                f"got {type(value).__name__}",
-                task_name=target.name,
-            )
-        try:
-            text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-            same = json.loads(text) == value
-        except (TypeError, ValueError, RecursionError):
-            same = False
-        if not same:
-            where = _find_non_json(value, "args") or "args: a value changes in a JSON round trip"
-            raise ArgsNotJSONError(
-                f"args for task {target.name!r} are not plain JSON ({where}): use dicts with "
-                "string keys, lists, strings, finite numbers, booleans and None",
-                task_name=target.name,
-            )
+        text = _encode_plain(target, args, index)
     _check_size(target, text, max_bytes, index)
+    if model is None:
+        _check_nesting(target, text, index)
     return text
 
 
@@ -236,6 +300,15 @@ def scheduled_time(
     return None
 
 
+def _is_unicode(text: str) -> bool:
+    """False when ``text`` holds a lone surrogate, which PostgreSQL text cannot store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def build_job(
     target: Target,
     args_json: str,
@@ -256,10 +329,11 @@ def build_job(
         or not dedup_key
         or len(dedup_key) > MAX_DEDUP_KEY_LENGTH
         or "\x00" in dedup_key
+        or not _is_unicode(dedup_key)
     ):
         raise EnqueueError(
             f"dedup_key must be a non-empty string of at most {MAX_DEDUP_KEY_LENGTH} "
-            "characters without NUL"
+            "characters without NUL or lone surrogates"
         )
     return NewJob(
         task_name=target.name,

@@ -59,18 +59,23 @@ class InvalidNameError(RegistrationError):
 
 
 class EnqueueError(SoniqError):
-    """A job was refused at enqueue time; nothing was written to the database."""
+    """A job was refused at enqueue time; nothing was written to the database.
 
-    def __init__(self, message: str, *, task_name: str | None = None) -> None:
+    ``index`` is the position of the refused item in ``enqueue_many`` (None for ``enqueue``).
+    """
+
+    def __init__(
+        self, message: str, *, task_name: str | None = None, index: int | None = None
+    ) -> None:
         super().__init__(message)
         self.task_name = task_name
+        self.index = index
 
 
 class InvalidArgumentsError(EnqueueError):
     """The args failed validation against the task's model.
 
-    ``errors`` holds pydantic's error list (``loc``, ``msg``, ``type`` per failing field);
-    ``index`` is the position of the failing item in ``enqueue_many``.
+    ``errors`` holds pydantic's error list (``loc``, ``msg``, ``type`` per failing field).
     """
 
     def __init__(
@@ -81,9 +86,8 @@ class InvalidArgumentsError(EnqueueError):
         errors: list[dict[str, Any]],
         index: int | None = None,
     ) -> None:
-        super().__init__(message, task_name=task_name)
+        super().__init__(message, task_name=task_name, index=index)
         self.errors = errors
-        self.index = index
 
 
 class ArgsNotJSONError(EnqueueError):

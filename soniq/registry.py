@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -49,8 +50,19 @@ def _annotations(fn: Handler) -> dict[str, Any]:
     try:
         return get_type_hints(fn)
     except Exception:
-        # Fall back to the raw (possibly string) annotations; unresolvable ones become Any.
-        return dict(getattr(fn, "__annotations__", {}))
+        pass
+    # One unresolvable annotation (e.g. JobContext imported under TYPE_CHECKING) must not
+    # cost the other parameters their types: resolve each on its own, and keep the raw
+    # string of those that fail (they become Any, or mark the JobContext parameter).
+    globalns = getattr(inspect.unwrap(fn), "__globals__", None)
+    hints: dict[str, Any] = {}
+    for key, annotation in dict(getattr(fn, "__annotations__", {})).items():
+        holder = types.SimpleNamespace(__annotations__={key: annotation})
+        try:
+            hints[key] = get_type_hints(holder, globalns=globalns)[key]
+        except Exception:
+            hints[key] = annotation
+    return hints
 
 
 def _model_from_signature(

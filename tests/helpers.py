@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -30,3 +30,37 @@ async def stop_worker(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def count_jobs(db: Any, schema: str, where: str = "TRUE", *params: object) -> int:
+    """How many rows ``<schema>.jobs`` holds (optionally matching a WHERE clause)."""
+    return int(await db.fetchval(f"SELECT count(*) FROM {schema}.jobs WHERE {where}", *params))
+
+
+async def job_row(db: Any, schema: str, job_id: int) -> Any:
+    """The full row of one job, with ``args`` and ``error_detail`` as their stored text."""
+    return await db.fetchrow(
+        f"SELECT *, args::text AS args_text, error_detail::text AS detail_text "
+        f"FROM {schema}.jobs WHERE id = $1",
+        job_id,
+    )
+
+
+async def wait_state(
+    db: Any, schema: str, job_id: int, state: str, *, timeout: float = 20.0
+) -> Any:
+    """Wait until the job is in ``state``; returns its row."""
+
+    async def probe() -> Any:
+        row = await job_row(db, schema, job_id)
+        return row if row is not None and row["state"] == state else None
+
+    return await wait_until(probe, timeout=timeout)
+
+
+def start_worker(app: Any, *, poll: float = 0.05, **kwargs: Any) -> asyncio.Task[None]:
+    """Run ``app.run_worker`` as a task with a short poll interval (tests only)."""
+    from datetime import timedelta
+
+    kwargs.setdefault("poll_interval", timedelta(seconds=poll))
+    return asyncio.create_task(app.run_worker(**kwargs))

@@ -98,6 +98,12 @@ def _job_from_row(row: asyncpg.Record) -> Job:
     )
 
 
+def storable_text(text: str) -> str:
+    """``text`` as a PostgreSQL text value can hold it: NUL characters and lone surrogates
+    (which an exception message may contain) are written as backslash escapes."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class JobStore:
     """The statements on ``<schema>.jobs``; the schema is a checked identifier."""
 
@@ -236,6 +242,16 @@ class JobStore:
                 finished_at = NULL, claim_token = NULL, lease_expires_at = NULL,
                 worker_id = NULL
             WHERE id = ANY($1::bigint[]) AND state = 'dead'
+              -- A job whose dedup_key a live job holds stays dead (it would duplicate that
+              -- job, and the unique index refuses it); of several dead jobs sharing a key,
+              -- only the most recent is replayed.
+              AND (dedup_key IS NULL OR (
+                  NOT EXISTS (SELECT 1 FROM {t} AS live
+                              WHERE live.dedup_key = {t}.dedup_key
+                                AND live.state IN ('queued', 'running'))
+                  AND id = (SELECT max(d.id) FROM {t} AS d
+                            WHERE d.id = ANY($1::bigint[]) AND d.state = 'dead'
+                              AND d.dedup_key = {t}.dedup_key)))
             RETURNING id, pg_notify($2, queue)"""
         self._purge_dead = f"""
             DELETE FROM {t}
@@ -325,7 +341,7 @@ class JobStore:
             [o.state for o in outcomes],
             [o.retry_delay for o in outcomes],
             [o.error.reason if o.error else None for o in outcomes],
-            [o.error.message if o.error else None for o in outcomes],
+            [storable_text(o.error.message) if o.error else None for o in outcomes],
             [
                 json.dumps(o.error.detail) if o.error and o.error.detail is not None else None
                 for o in outcomes
@@ -382,7 +398,8 @@ class JobStore:
         return [_job_from_row(row) for row in rows]
 
     async def replay(self, db: Executor, job_ids: Sequence[int]) -> list[int]:
-        """Move dead jobs back to the queue with their attempt count reset."""
+        """Move dead jobs back to the queue with their attempt count reset (except those whose
+        dedup_key a live job holds); returns the ids moved."""
         rows = await db.fetch(self._replay, list(job_ids), self.channel)
         return [row["id"] for row in rows]
 

@@ -48,6 +48,15 @@ def _failed(job: ClaimedJob, policy: RetryPolicy, reason: str, message: str) -> 
     )
 
 
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` for an exception, even one whose ``__str__`` itself fails."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = "<str() of the exception failed>"
+    return f"{type(exc).__name__}: {text}"
+
+
 def not_registered(job: ClaimedJob, registered: list[str]) -> Outcome:
     """The outcome for a job whose task this worker has no handler for."""
     known = ", ".join(registered) if registered else "none"
@@ -115,5 +124,5 @@ async def run_attempt(
     except asyncio.CancelledError:
         return _failed(job, policy, "exception", "handler was cancelled")
     except Exception as exc:
-        return _failed(job, policy, "exception", f"{type(exc).__name__}: {exc}")
+        return _failed(job, policy, "exception", _describe(exc))
     return Outcome(job.id, job.claim_token, "done")
