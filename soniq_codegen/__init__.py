@@ -5,23 +5,35 @@ The stages, each usable on its own::
     contract_set = check_contracts(Path("schemas"))           # load + check, all problems
     files = render_package(contract_set, "billing_tasks", "0.1.0")   # path -> bytes
     write_tree(files, Path("billing_tasks"))                  # atomic swap
+
+and the breaking-change check (docs/breaking-changes.md)::
+
+    report = compare(load_baseline("git:main", Path("schemas")), contract_set, "full")
 """
 
+from soniq_codegen.baseline import Baseline, load_baseline
 from soniq_codegen.check import ContractSet, check_contracts
+from soniq_codegen.compatibility import RULES, Finding, Report, compare
 from soniq_codegen.contract import TaskContract, fingerprint, meta_schema
 from soniq_codegen.generate import render_package
 from soniq_codegen.problem import ContractError, Problem
 from soniq_codegen.write import OutputError, diff_tree, write_tree
 
 __all__ = [
+    "RULES",
+    "Baseline",
     "ContractError",
     "ContractSet",
+    "Finding",
     "OutputError",
     "Problem",
+    "Report",
     "TaskContract",
     "check_contracts",
+    "compare",
     "diff_tree",
     "fingerprint",
+    "load_baseline",
     "meta_schema",
     "render_package",
     "write_tree",

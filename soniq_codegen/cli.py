@@ -1,17 +1,23 @@
-"""``soniq-codegen``: build, check and validate task contract packages."""
+"""``soniq-codegen``: build, check and validate task contract packages, and gate breaking
+changes."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from keyword import iskeyword
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
+from soniq_codegen.baseline import Baseline, find_package, load_baseline, package_baseline
 from soniq_codegen.check import ContractSet, check_contracts
+from soniq_codegen.compatibility import MODES, Report, compare
 from soniq_codegen.generate import DIST_NAME, VERSION, import_name, render_package
 from soniq_codegen.problem import ContractError
 from soniq_codegen.source import UnsafeSourceError
-from soniq_codegen.write import OutputError, diff_tree, write_tree
+from soniq_codegen.write import OutputError, diff_tree, is_generated, write_tree
 
 _SRC = click.argument("contracts", type=click.Path(exists=True, file_okay=False, path_type=Path))
 _OUT = click.option(
@@ -32,6 +38,7 @@ _VERSION = click.option(
     show_default=True,
     help="Version of the generated distribution.",
 )
+_HINT = "bump `version` in the contracts of those tasks, or revert the change"
 
 
 @click.group()
@@ -39,17 +46,23 @@ def main() -> None:
     """Turn task contracts (JSON Schema / YAML) into a typed, installable stub package."""
 
 
-def _load(contracts: Path) -> ContractSet:
+def _load(contracts: Path, outcome: str = "nothing written") -> ContractSet:
     try:
         return check_contracts(contracts)
     except ContractError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        click.echo(f"{len(exc.problems)} problem(s) found; nothing written.", err=True)
-        raise SystemExit(1) from None
+        _fail(exc, outcome)
 
 
-def _render(contracts: Path, output: Path, name: str | None, version: str) -> dict[str, bytes]:
+def _fail(exc: ContractError, outcome: str) -> NoReturn:
+    for problem in exc.problems:
+        click.echo(str(problem), err=True)
+    click.echo(f"{len(exc.problems)} problem(s) found; {outcome}.", err=True)
+    raise SystemExit(1) from None
+
+
+def _render(
+    contracts: Path, output: Path, name: str | None, version: str
+) -> tuple[ContractSet, dict[str, bytes]]:
     dist = name or output.resolve().name
     package = import_name(dist)
     if not DIST_NAME.match(dist) or not package.isidentifier() or iskeyword(package):
@@ -58,7 +71,7 @@ def _render(contracts: Path, output: Path, name: str | None, version: str) -> di
         raise click.UsageError(f"{version!r} is not a version such as 0.1.0")
     contract_set = _load(contracts)
     try:
-        return render_package(contract_set, dist, version)
+        return contract_set, render_package(contract_set, dist, version)
     except UnsafeSourceError as exc:
         click.echo(f"error: {exc}; refusing to write it", err=True)
         raise SystemExit(1) from None
@@ -69,9 +82,22 @@ def _render(contracts: Path, output: Path, name: str | None, version: str) -> di
 @_OUT
 @_NAME
 @_VERSION
-def build(contracts: Path, output: Path, name: str | None, version: str) -> None:
-    """Generate the package for CONTRACTS into the output directory."""
-    files = _render(contracts, output, name, version)
+@click.option(
+    "--allow-breaking",
+    is_flag=True,
+    help="Write even if the change breaks the package in the output without a version bump.",
+)
+def build(
+    contracts: Path, output: Path, name: str | None, version: str, allow_breaking: bool
+) -> None:
+    """Generate the package for CONTRACTS into the output directory.
+
+    When the output already holds a generated package, the contracts are first compared with
+    the ones it ships (as `breaking --mode full` does); a breaking change in a task whose
+    version was not bumped is refused unless --allow-breaking.
+    """
+    contract_set, files = _render(contracts, output, name, version)
+    _gate(contract_set, output, allow_breaking)
     try:
         changed = write_tree(files, output)
     except (OutputError, OSError) as exc:
@@ -88,7 +114,7 @@ def build(contracts: Path, output: Path, name: str | None, version: str) -> None
 @_VERSION
 def check(contracts: Path, output: Path, name: str | None, version: str) -> None:
     """Exit 1 and list the differing files if the package is stale (for CI)."""
-    differences = diff_tree(_render(contracts, output, name, version), output)
+    differences = diff_tree(_render(contracts, output, name, version)[1], output)
     for line in differences:
         click.echo(line, err=True)
     if differences:
@@ -103,3 +129,87 @@ def validate(contracts: Path) -> None:
     """Check the contracts only; write nothing."""
     contract_set = _load(contracts)
     click.echo(f"{len(contract_set.tasks)} task contract(s) valid.")
+
+
+@main.command()
+@_SRC
+@click.option(
+    "--against",
+    required=True,
+    metavar="OLD",
+    help="The contracts before the change: a contract directory, a generated package, its "
+    "soniq.lock.json, or git:REV (CONTRACTS at that git revision).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(list(MODES)),
+    default="full",
+    show_default=True,
+    help="backward: new workers read queued jobs; forward: old workers read new jobs; full: both.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--allow-removed",
+    multiple=True,
+    metavar="TASK",
+    help="Acknowledge that TASK was removed (or renamed) on purpose; repeatable.",
+)
+def breaking(
+    contracts: Path, against: str, mode: str, as_json: bool, allow_removed: tuple[str, ...]
+) -> None:
+    """Exit 1 if CONTRACTS break OLD without a version bump (see docs/breaking-changes.md)."""
+    new = _load(contracts, "nothing compared")
+    try:
+        old = load_baseline(against, contracts)
+    except ContractError as exc:
+        _fail(exc, f"cannot compare against {against}")
+    report = compare(old, new, mode, frozenset(allow_removed))
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        for finding in report.findings:
+            click.echo(finding.line())
+        click.echo(report.summary())
+        if report.failing:
+            click.echo(_HINT)
+        if any(f.rule in ("task-removed", "task-renamed") for f in report.failing):
+            click.echo("acknowledge a task removed on purpose with --allow-removed TASK")
+    if report.failing:
+        raise SystemExit(1)
+
+
+def _gate(contract_set: ContractSet, output: Path, allow_breaking: bool) -> None:
+    """Refuse a breaking change to the package already in ``output`` without a version bump."""
+    old = _existing(output, allow_breaking)
+    if old is None:
+        return
+    report = compare(old, contract_set)
+    if allow_breaking:
+        report = _excused(report)
+    for finding in report.findings:
+        click.echo(finding.line(), err=True)
+    if report.failing:
+        click.echo(report.summary(), err=True)
+        click.echo(f"{_HINT}; nothing written (--allow-breaking writes anyway)", err=True)
+        raise SystemExit(1)
+
+
+def _existing(output: Path, allow_breaking: bool) -> Baseline | None:
+    """The package a previous build left in ``output``, if there is one to compare with."""
+    if not is_generated(output):
+        return None
+    try:
+        package = find_package(output)
+        return None if package is None else package_baseline(package, str(package))
+    except ContractError as exc:
+        if allow_breaking:
+            return None
+        _fail(exc, f"cannot compare with the package in {output}; --allow-breaking skips this")
+
+
+def _excused(report: Report) -> Report:
+    findings = [
+        f if f.status != "failing" else replace(f, allowed_by="--allow-breaking")
+        for f in report.findings
+    ]
+    return replace(report, findings=findings)

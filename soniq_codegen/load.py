@@ -137,7 +137,13 @@ def load_tree(root: Path) -> tuple[list[SourceFile], list[Problem]]:
     paths, problems = find_files(root)
     files: list[SourceFile] = []
     for rel in paths:
-        raw = (root / rel).read_bytes()
+        try:
+            raw = (root / rel).read_bytes()
+        except OSError as exc:  # a dangling symlink, a file removed meanwhile, no permission
+            problems.append(
+                Problem(rel, None, "", f"cannot read: {exc.strerror}", "fix or remove it")
+            )
+            continue
         source = SourceFile(rel, raw)
         problems.extend(_parse(source))
         files.append(source)

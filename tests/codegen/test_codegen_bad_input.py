@@ -131,6 +131,14 @@ def test_symlink_out_of_the_directory_is_refused(tmp_path: Path) -> None:
     assert "link.yaml: /: symlink points outside the contract directory" in result.output
 
 
+def test_dangling_symlink_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    contracts = write_contracts(tmp_path / "c", {"t.yaml": {"task": "a.b", "args": OBJ}})
+    os.symlink("gone.yaml", contracts / "dangling.yaml")
+    result = cli("validate", contracts)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "dangling.yaml: /: cannot read: No such file or directory" in result.output
+
+
 @pytest.mark.parametrize(
     ("schema", "message"),
     [

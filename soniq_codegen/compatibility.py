@@ -1,0 +1,514 @@
+"""Breaking-change rules: what a change to the contracts does to jobs already in flight.
+
+Two directions, as schema registries name them:
+
+* **backward**: new workers (the new contract) read jobs written under the old contract, which
+  still wait in the table (scheduled, retried, dead-lettered and replayed);
+* **forward**: old workers read jobs written under the new contract, during a rolling deploy.
+
+A change breaks a direction when some args value the writer's contract accepts is rejected by
+the reader's. ``full`` checks both. ``version`` is the contract's major version: a breaking
+change must bump it, which turns its findings from failing into allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from soniq_codegen.baseline import Baseline
+from soniq_codegen.check import ContractSet
+from soniq_codegen.contract import TaskContract, canonical_json
+from soniq_codegen.load import join_pointer
+from soniq_codegen.shape import Bound, Shape, args_shape
+
+Direction = Literal["backward", "forward"]
+Severity = Literal["error", "warning"]
+BACKWARD: Direction = "backward"
+FORWARD: Direction = "forward"
+BOTH: tuple[Direction, ...] = (BACKWARD, FORWARD)
+MODES: dict[str, tuple[Direction, ...]] = {
+    "full": BOTH,
+    "backward": (BACKWARD,),
+    "forward": (FORWARD,),
+}
+_CONSEQUENCE = {
+    BACKWARD: "new workers would reject jobs already queued",
+    FORWARD: "old workers would reject jobs from new producers",
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One kind of change: the directions it breaks and whether it fails the check."""
+
+    id: str
+    breaks: tuple[Direction, ...]
+    severity: Severity
+    change: str
+
+
+def _rules(*rules: Rule) -> dict[str, Rule]:
+    return {rule.id: rule for rule in rules}
+
+
+#: Every rule, in the order of the table in docs/breaking-changes.md.
+RULES = _rules(
+    Rule("task-removed", (BACKWARD,), "error", "a task is no longer declared"),
+    Rule("task-renamed", (BACKWARD,), "error", "a task is gone and a new name has its args"),
+    Rule("version-decreased", BOTH, "error", "`version` went down"),
+    Rule("fingerprint-changed", BOTH, "error", "args changed, compared with a lock file alone"),
+    Rule("default-queue-changed", BOTH, "warning", "`default_queue` changed"),
+    Rule("property-added-closed", (FORWARD,), "error", "property added to a closed object"),
+    Rule("property-added-open", (BACKWARD,), "warning", "optional property added, open object"),
+    Rule("property-removed-closed", (BACKWARD,), "error", "property removed, closed object"),
+    Rule("property-removed-open", (FORWARD,), "warning", "optional property removed, open object"),
+    Rule("required-added", (BACKWARD,), "error", "new required property without default"),
+    Rule("required-added-with-default", (BACKWARD,), "error", "new required property, default"),
+    Rule("required-removed", (FORWARD,), "error", "required property removed"),
+    Rule("optional-made-required", (BACKWARD,), "error", "optional property made required"),
+    Rule("required-made-optional", (FORWARD,), "error", "required property made optional"),
+    Rule("additional-properties-closed", (BACKWARD,), "error", "`additionalProperties: false` set"),
+    Rule("additional-properties-opened", (FORWARD,), "error", "`additionalProperties: false` gone"),
+    Rule("type-changed", BOTH, "error", "type changed to an unrelated type"),
+    Rule("type-widened", (FORWARD,), "error", "`integer` became `number`"),
+    Rule("type-narrowed", (BACKWARD,), "error", "`number` became `integer`"),
+    Rule("null-added", (FORWARD,), "error", "null allowed"),
+    Rule("null-removed", (BACKWARD,), "error", "null no longer allowed"),
+    Rule("enum-value-added", (FORWARD,), "error", "enum/const value added"),
+    Rule("enum-value-removed", (BACKWARD,), "error", "enum/const value removed"),
+    Rule("const-changed", BOTH, "error", "`const` value changed"),
+    Rule("enum-constraint-added", (BACKWARD,), "error", "a string restricted by `enum`/`const`"),
+    Rule("enum-constraint-removed", (FORWARD,), "error", "`enum`/`const` dropped from a string"),
+    Rule("min-length-tightened", (BACKWARD,), "error", "`minLength` raised or added"),
+    Rule("min-length-loosened", (FORWARD,), "error", "`minLength` lowered or removed"),
+    Rule("max-length-tightened", (BACKWARD,), "error", "`maxLength` lowered or added"),
+    Rule("max-length-loosened", (FORWARD,), "error", "`maxLength` raised or removed"),
+    Rule("pattern-added", (BACKWARD,), "error", "`pattern` added"),
+    Rule("pattern-removed", (FORWARD,), "error", "`pattern` removed"),
+    Rule("pattern-changed", BOTH, "error", "`pattern` changed"),
+    Rule("format-added", (BACKWARD,), "error", "`format` added"),
+    Rule("format-removed", (FORWARD,), "error", "`format` removed"),
+    Rule("format-changed", BOTH, "error", "`format` changed"),
+    Rule("minimum-tightened", (BACKWARD,), "error", "lower bound raised or added"),
+    Rule("minimum-loosened", (FORWARD,), "error", "lower bound lowered or removed"),
+    Rule("maximum-tightened", (BACKWARD,), "error", "upper bound lowered or added"),
+    Rule("maximum-loosened", (FORWARD,), "error", "upper bound raised or removed"),
+    Rule("min-items-tightened", (BACKWARD,), "error", "`minItems` raised or added"),
+    Rule("min-items-loosened", (FORWARD,), "error", "`minItems` lowered or removed"),
+    Rule("max-items-tightened", (BACKWARD,), "error", "`maxItems` lowered or added"),
+    Rule("max-items-loosened", (FORWARD,), "error", "`maxItems` raised or removed"),
+    Rule("default-changed", BOTH, "warning", "default of an optional property changed"),
+)
+_SIZE_RULES = {
+    "minLength": "min-length",
+    "maxLength": "max-length",
+    "minItems": "min-items",
+    "maxItems": "max-items",
+}
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One change to one task, where it is, the rule it falls under and why it matters."""
+
+    task: str
+    pointer: str
+    rule: str
+    why: str
+    #: ``file#pointer`` of the shared definition (``$ref`` target) the change is in.
+    via: str | None = None
+    #: What excuses it: a version bump, ``--allow-removed``, ``--allow-breaking``.
+    allowed_by: str | None = None
+
+    @property
+    def spec(self) -> Rule:
+        return RULES[self.rule]
+
+    @property
+    def status(self) -> str:
+        """``failing``, ``allowed`` or ``warning``."""
+        if self.allowed_by is not None:
+            return "allowed"
+        return "failing" if self.spec.severity == "error" else "warning"
+
+    def line(self) -> str:
+        """The finding as one line of text."""
+        status = f"allowed ({self.allowed_by})" if self.allowed_by else self.spec.severity
+        via = f" [in {self.via}]" if self.via else ""
+        breaks = "+".join(self.spec.breaks)
+        return (
+            f"{status}: {self.task} {self.pointer or '/'}: {self.rule} "
+            f"(breaks {breaks}): {self.why}{via}"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "pointer": self.pointer,
+            "rule": self.rule,
+            "severity": self.spec.severity,
+            "breaks": list(self.spec.breaks),
+            "status": self.status,
+            "allowed_by": self.allowed_by,
+            "message": self.why,
+            "via": self.via,
+        }
+
+
+@dataclass
+class Report:
+    """The outcome of comparing a baseline with the current contracts in one mode."""
+
+    against: str
+    mode: str
+    findings: list[Finding]
+    compared: list[str]
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+    @property
+    def failing(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "failing"]
+
+    def summary(self) -> str:
+        """One line: the verdict and the counts."""
+        counts = {s: sum(f.status == s for f in self.findings) for s in ("allowed", "warning")}
+        stats = (
+            f"{len(self.compared)} task(s) compared, {len(self.changed)} changed, "
+            f"{len(self.added)} added, {len(self.removed)} removed; "
+            f"{counts['allowed']} allowed, {counts['warning']} warning(s); "
+            f"mode {self.mode}, against {self.against}"
+        )
+        failing = self.failing
+        if not failing:
+            return f"ok: no breaking change without a version bump ({stats})"
+        tasks = len({f.task for f in failing})
+        return (
+            f"{len(failing)} breaking change(s) in {tasks} task(s) without a version bump ({stats})"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "against": self.against,
+            "mode": self.mode,
+            "ok": not self.failing,
+            "summary": {
+                "compared": len(self.compared),
+                "added": self.added,
+                "removed": self.removed,
+                "changed": self.changed,
+                "failing": len(self.failing),
+                "allowed": sum(f.status == "allowed" for f in self.findings),
+                "warnings": sum(f.status == "warning" for f in self.findings),
+            },
+            "findings": [f.as_json() for f in self.findings],
+        }
+
+
+def compare(
+    old: Baseline,
+    new: ContractSet,
+    mode: str = "full",
+    allow_removed: frozenset[str] = frozenset(),
+) -> Report:
+    """Every change from ``old`` to ``new`` that breaks a direction of ``mode``."""
+    current = {t.task: t for t in new.tasks}
+    removed = sorted(set(old.tasks) - set(current))
+    added = sorted(set(current) - set(old.tasks))
+    both = sorted(set(old.tasks) & set(current))
+    findings = [_removed(name, old, current, added, allow_removed) for name in removed]
+    for name in both:
+        findings.extend(_task_findings(name, old, new, current[name]))
+    wanted = set(MODES[mode])
+    return Report(
+        against=old.label,
+        mode=mode,
+        findings=sorted(f for f in findings if wanted & set(f.spec.breaks)),
+        compared=both,
+        added=added,
+        removed=removed,
+        changed=[n for n in both if old.tasks[n].fingerprint != current[n].fingerprint],
+    )
+
+
+def _removed(
+    name: str,
+    old: Baseline,
+    current: dict[str, TaskContract],
+    added: list[str],
+    allow_removed: frozenset[str],
+) -> Finding:
+    """A task of ``old`` that is gone: renamed when exactly one new task has its args."""
+    successors = [a for a in added if current[a].fingerprint == old.tasks[name].fingerprint]
+    if len(successors) == 1:
+        rule = "task-renamed"
+        detail = f"renamed to {successors[0]!r} (same args)"
+    else:
+        rule, detail = "task-removed", "no longer declared"
+    why = f"{detail}: queued jobs of {name!r} would find no handler on new workers"
+    allowed = "--allow-removed" if name in allow_removed else None
+    return Finding(name, "", rule, why, allowed_by=allowed)
+
+
+def _task_findings(name: str, old: Baseline, new: ContractSet, now: TaskContract) -> list[Finding]:
+    """The findings of a task declared before and after, allowed when its version went up."""
+    was = old.tasks[name]
+    found: list[Finding] = []
+    if now.version < was.version:
+        detail = f"version {was.version} -> {now.version}: versions only go up"
+        found.append(Finding(name, "", "version-decreased", detail))
+    if old.contracts is None:
+        if was.fingerprint != now.fingerprint:
+            detail = (
+                f"args changed but version stayed {now.version}; a lock file holds no schemas "
+                "to compare: pass --against the package or contract directory for the details"
+            )
+            found.append(Finding(name, "", "fingerprint-changed", detail))
+    else:
+        before = next(t for t in old.contracts.tasks if t.task == name)
+        if before.default_queue != now.default_queue:
+            waiting = repr(before.default_queue) if before.default_queue else "the default queue"
+            detail = (
+                f"default_queue {before.default_queue!r} -> {now.default_queue!r}: jobs waiting "
+                f"in {waiting} are served only by workers that still consume it"
+            )
+            found.append(Finding(name, "", "default-queue-changed", detail))
+        if was.fingerprint != now.fingerprint:
+            differ = _Differ(name)
+            differ.shapes(args_shape(old.contracts.files, before), args_shape(new.files, now))
+            found.extend(differ.findings)
+    if now.version > was.version:
+        bump = f"version {was.version} -> {now.version}"
+        found = [replace(f, allowed_by=bump) for f in found]
+    return found
+
+
+def _why(rule: str, detail: str) -> str:
+    """``detail``, followed for errors by what goes wrong in each direction the rule breaks."""
+    spec = RULES[rule]
+    if spec.severity != "error":
+        return detail
+    return f"{detail}: " + " and ".join(_CONSEQUENCE[d] for d in spec.breaks)
+
+
+def _values(values: frozenset[str] | set[str] | list[str]) -> str:
+    return ", ".join(repr(v) for v in sorted(values))
+
+
+class _Differ:
+    """Walks an old and a new shape of one task side by side, collecting findings."""
+
+    def __init__(self, task: str) -> None:
+        self.task = task
+        self.findings: list[Finding] = []
+
+    def add(self, rule: str, pointer: str, detail: str, via: str | None) -> None:
+        self.findings.append(Finding(self.task, pointer, rule, _why(rule, detail), via))
+
+    def shapes(self, old: Shape, new: Shape) -> None:
+        at = new.pointer
+        if old.base != new.base and not (old.base | new.base <= {"integer", "number"}):
+            detail = f"type {old.type_text()} -> {new.type_text()}"
+            self.add("type-changed", join_pointer(at, "type"), detail, new.origin)
+            return
+        if old.base != new.base:
+            rule = "type-widened" if "number" in new.base else "type-narrowed"
+            detail = f"type {old.type_text()} -> {new.type_text()}"
+            self.add(rule, join_pointer(at, "type"), detail, new.origin)
+        if "null" in new.types and "null" not in old.types:
+            self.add("null-added", new.outer, "null now allowed", new.origin)
+        elif "null" in old.types and "null" not in new.types:
+            self.add("null-removed", new.outer, "null no longer allowed", new.origin)
+        if new.base == {"string"}:
+            self.strings(old, new)
+        elif new.base <= {"integer", "number"}:
+            self.numbers(old, new)
+        elif new.base == {"array"}:
+            self.sizes(old, new, ("minItems", "maxItems"))
+            if old.items is not None and new.items is not None:
+                self.shapes(old.items, new.items)
+        elif new.base == {"object"}:
+            self.objects(old, new)
+
+    def strings(self, old: Shape, new: Shape) -> None:
+        at, via = new.pointer, new.origin
+        keyword = "const" if new.const else "enum"
+        if old.enum is not None and new.enum is not None:
+            if old.const and new.const and old.enum != new.enum:
+                detail = f"const {_values(old.enum)} -> {_values(new.enum)}"
+                self.add("const-changed", join_pointer(at, "const"), detail, via)
+                return
+            if new.enum - old.enum:
+                detail = f"{_values(new.enum - old.enum)} added"
+                self.add("enum-value-added", join_pointer(at, keyword), detail, via)
+            if old.enum - new.enum:
+                detail = f"{_values(old.enum - new.enum)} removed"
+                self.add("enum-value-removed", join_pointer(at, keyword), detail, via)
+            return
+        if old.enum is not None:
+            # The old values are finite, so whether new workers still take them is exact.
+            detail = f"{'const' if old.const else 'enum'} dropped: any string is now allowed"
+            self.add("enum-constraint-removed", at, detail, via)
+            rejected = [v for v in old.enum if not _accepts(new, v)]
+            if rejected:
+                detail = f"{_values(rejected)} no longer allowed by the string's constraints"
+                self.add("enum-value-removed", at, detail, via)
+            return
+        if new.enum is not None:
+            detail = f"restricted to {_values(new.enum)} by {keyword}"
+            self.add("enum-constraint-added", join_pointer(at, keyword), detail, via)
+            rejected = [v for v in new.enum if not _accepts(old, v)]
+            if rejected:
+                detail = f"{_values(rejected)} not allowed by the old string's constraints"
+                self.add("enum-value-added", join_pointer(at, keyword), detail, via)
+            return
+        self.sizes(old, new, ("minLength", "maxLength"))
+        for keyword, rules in (("pattern", "pattern"), ("format", "format")):
+            was, now = getattr(old, keyword), getattr(new, keyword)
+            if was == now:
+                continue
+            if was is None:
+                rule, detail = f"{rules}-added", f"{keyword} {now!r} added"
+            elif now is None:
+                rule, detail = f"{rules}-removed", f"{keyword} {was!r} removed"
+            else:
+                rule, detail = f"{rules}-changed", f"{keyword} {was!r} -> {now!r}"
+            self.add(rule, join_pointer(at, keyword), detail, via)
+
+    def sizes(self, old: Shape, new: Shape, keywords: tuple[str, str]) -> None:
+        for keyword in keywords:
+            was, now = old.sizes.get(keyword), new.sizes.get(keyword)
+            if keyword.startswith("min"):
+                if (was or 0) == (now or 0):
+                    continue
+                tightened = (now or 0) > (was or 0)
+            else:
+                if was == now:
+                    continue
+                tightened = now is not None and (was is None or now < was)
+            rule = f"{_SIZE_RULES[keyword]}-{'tightened' if tightened else 'loosened'}"
+            detail = f"{keyword} {_or_none(was)} -> {_or_none(now)}"
+            self.add(rule, join_pointer(new.pointer, keyword), detail, new.origin)
+
+    def numbers(self, old: Shape, new: Shape) -> None:
+        integers = old.base == new.base == {"integer"}
+        for side, was, now in (
+            ("minimum", old.lower, new.lower),
+            ("maximum", old.upper, new.upper),
+        ):
+            upper = side == "maximum"
+            before, after = _tightness(was, integers, upper), _tightness(now, integers, upper)
+            if before == after:
+                continue
+            rule = f"{side}-{'tightened' if after > before else 'loosened'}"
+            keyword = now.keyword if now is not None else was.keyword if was is not None else side
+            if was is not None and now is not None and was.keyword == now.keyword:
+                detail = f"{was.keyword} {was.value} -> {now.value}"
+            else:
+                detail = f"{_or_none(was)} -> {_or_none(now)}"
+            self.add(rule, join_pointer(new.pointer, keyword), detail, new.origin)
+
+    def objects(self, old: Shape, new: Shape) -> None:
+        at, via = new.pointer, new.origin
+        if old.closed != new.closed:
+            rule = "additional-properties-closed" if new.closed else "additional-properties-opened"
+            detail = "unknown keys now rejected" if new.closed else "unknown keys now allowed"
+            self.add(rule, join_pointer(at, "additionalProperties"), detail, via)
+        for name in sorted(old.properties.keys() | new.properties.keys()):
+            was, now = old.properties.get(name), new.properties.get(name)
+            where = join_pointer(at, "properties", name)
+            if now is None:
+                self.removed(name, old, new, where)
+            elif was is None:
+                self.added(name, old, new, now, where)
+            else:
+                self.kept(name, old, new, was, now, where)
+
+    def removed(self, name: str, old: Shape, new: Shape, where: str) -> None:
+        required = name in old.required
+        if required:
+            detail = f"required property {name!r} removed: new jobs lack it"
+            self.add("required-removed", where, detail, new.origin)
+        if new.closed:
+            detail = f"property {name!r} removed from a closed object: queued jobs may carry it"
+            self.add("property-removed-closed", where, detail, new.origin)
+        elif not required:
+            detail = (
+                f"optional property {name!r} removed from an open object: only producers that "
+                "bypass the generated models could send it with a value old workers reject"
+            )
+            self.add("property-removed-open", where, detail, new.origin)
+
+    def added(self, name: str, old: Shape, new: Shape, now: Shape, where: str) -> None:
+        required = name in new.required
+        if required:
+            rule = "required-added-with-default" if now.default else "required-added"
+            detail = f"new required property {name!r}: queued jobs lack it"
+            if now.default:
+                detail += " (a required property's default is not applied; make it optional)"
+            self.add(rule, where, detail, new.origin)
+        if old.closed:
+            detail = f"property {name!r} added to a closed object: old workers reject the key"
+            self.add("property-added-closed", where, detail, new.origin)
+        elif not required:
+            detail = (
+                f"optional property {name!r} added to an open object: only jobs written without "
+                "the generated models can carry it with a value new workers reject"
+            )
+            self.add("property-added-open", where, detail, new.origin)
+
+    def kept(self, name: str, old: Shape, new: Shape, was: Shape, now: Shape, where: str) -> None:
+        required_before, required_now = name in old.required, name in new.required
+        if required_now and not required_before:
+            detail = f"{name!r} made required: queued jobs may lack it"
+            self.add("optional-made-required", where, detail, new.origin)
+        elif required_before and not required_now:
+            detail = f"{name!r} made optional: new jobs may lack it"
+            self.add("required-made-optional", where, detail, new.origin)
+        elif not required_now and _json(was.default) != _json(now.default):
+            detail = (
+                f"default {_default_text(was)} -> {_default_text(now)}: jobs that leave "
+                f"{name!r} out mean something else to old and new workers"
+            )
+            self.add("default-changed", join_pointer(now.pointer, "default"), detail, now.origin)
+        self.shapes(was, now)
+
+
+def _tightness(bound: Bound | None, integers: bool, upper: bool) -> tuple[float, bool]:
+    """An order on bounds of one side: the larger, the fewer values the bound lets through."""
+    if bound is None:
+        return (-math.inf, False)
+    value, exclusive = bound.value, bound.exclusive
+    if integers:
+        # On integers, > 0 and >= 1 are the same bound.
+        if upper:
+            return (-(math.ceil(value) - 1 if exclusive else math.floor(value)), False)
+        return (math.floor(value) + 1 if exclusive else math.ceil(value), False)
+    return (-value if upper else value, exclusive)
+
+
+def _accepts(shape: Shape, value: str) -> bool:
+    """Whether a plain string ``shape`` accepts ``value`` (a format counts as a rejection)."""
+    if shape.format is not None:
+        return False  # the enum's values cannot be checked against a format here: assume not
+    if len(value) < shape.sizes.get("minLength", 0):
+        return False
+    if len(value) > shape.sizes.get("maxLength", len(value)):
+        return False
+    return shape.pattern is None or re.search(shape.pattern, value) is not None
+
+
+def _or_none(value: object) -> str:
+    return "none" if value is None else str(value)
+
+
+def _json(value: tuple[Any, ...]) -> str:
+    return canonical_json(list(value))
+
+
+def _default_text(shape: Shape) -> str:
+    return canonical_json(shape.default[0]) if shape.default else "none"
