@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
 import asyncpg
@@ -31,6 +32,10 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # Raised by asyncpg's pool when it resets a connection that died in the middle of a
+    # statement ("cannot switch to state ...; another operation is in progress"); the pool
+    # discards that connection, so a retry gets a fresh one.
+    asyncpg.InternalClientError,
 )
 
 _PASSWORD_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://[^:/@\s]*):[^@\s]*@", re.I)
@@ -90,6 +95,13 @@ def translate_errors(url: str, schema: str) -> Iterator[None]:
         raise DatabaseUnavailableError(describe_connection_error(url, exc)) from exc
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset that sends nothing. asyncpg's default (``RESET ALL; UNLISTEN *; ...``) is a
+    second round trip on every pooled statement; Soniq never changes session state on pool
+    connections (asyncpg still rolls back a forgotten transaction), and connections lent to
+    users through ``Soniq.connection()`` get the full reset there."""
+
+
 async def create_pool(url: str, schema: str, *, max_size: int) -> asyncpg.Pool:
     """Open a pool, failing fast with a clear error when the server cannot be reached."""
     with translate_errors(url, schema):
@@ -100,6 +112,7 @@ async def create_pool(url: str, schema: str, *, max_size: int) -> asyncpg.Pool:
                 max_size=max_size,
                 timeout=10,
                 server_settings={"application_name": "soniq"},
+                reset=_keep_session,
             )
         except ValueError as exc:  # asyncpg's complaint about a malformed DSN
             raise ConfigurationError(
@@ -115,3 +128,22 @@ async def connect(url: str, schema: str) -> asyncpg.Connection:
         return await asyncpg.connect(
             url, timeout=10, server_settings={"application_name": "soniq-listener"}
         )
+
+
+@contextlib.asynccontextmanager
+async def pooled(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection from ``pool`` that is given back without ever raising.
+
+    ``pool.fetch()`` and its siblings release the connection as part of the call, and when
+    the connection dies right after the statement (a killed backend, a server restart) the
+    release fails and its error replaces the statement's result, although the statement
+    was committed: a claim or an outcome write that happened would look as if it had not,
+    and a lost claim spends an attempt and waits out a lease. Releasing here keeps the
+    result; the pool has already thrown the broken connection away.
+    """
+    conn = await pool.acquire()
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(Exception):
+            await pool.release(conn)

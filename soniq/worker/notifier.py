@@ -55,6 +55,8 @@ class Notifier:
                         await asyncio.wait_for(lost.wait(), _PING_EVERY)
                     except asyncio.TimeoutError:
                         await conn.execute("SELECT 1", timeout=_PING_EVERY)
+                failures += 1  # so that coming back is reported, and retried with backoff
+                logger.warning("lost the LISTEN connection (closed by the server); reconnecting")
             except Exception as exc:  # connection refused, killed backend, server restart
                 failures += 1
                 delay = min(10.0, 0.2 * 2**failures)

@@ -14,20 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import secrets
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import ParamSpec, TypeVar
 
 import asyncpg
 
-from soniq.db.connection import CONNECTION_ERRORS
+from soniq.db.connection import CONNECTION_ERRORS, pooled
 from soniq.db.jobs import ClaimedJob, JobStore, Outcome
 from soniq.registry import Registry
 from soniq.worker.completer import Completer
@@ -40,10 +43,13 @@ _RESCUE_BATCH = 1000
 _PRUNE_BATCH = 1000
 _PRUNE_EVERY = 60.0
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """How one worker runs; validated by :meth:`check`."""
+    """How one worker runs (checked by :meth:`Soniq.run_worker`)."""
 
     queues: tuple[str, ...] | None
     concurrency: int
@@ -55,6 +61,39 @@ class WorkerConfig:
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class HandlerThreads(Executor):
+    """Runs each call of a blocking (sync) handler on a daemon thread of its own.
+
+    A thread cannot be interrupted: a sync handler whose attempt was cancelled (timeout,
+    shutdown) keeps running until it returns. On a daemon thread of its own it neither
+    holds a slot that the next job would queue behind (with that job's timeout already
+    running), nor keeps a stopped worker process alive: pool threads are joined at
+    interpreter exit, which would ignore the shutdown timeout and a second signal. An
+    abandoned handler ends with the process; its job was released and runs again.
+    """
+
+    def __init__(self, name_prefix: str) -> None:
+        self._name_prefix = name_prefix
+        self._numbers = itertools.count(1)
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        future: Future[T] = Future()
+
+        def call() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        name = f"{self._name_prefix}-{next(self._numbers)}"
+        threading.Thread(target=call, name=name, daemon=True).start()
+        return future
 
 
 class Worker:
@@ -83,10 +122,10 @@ class Worker:
         # Claims this worker still owns: running, or finished but not yet written.
         self._owned: dict[int, uuid.UUID] = {}
         self._released: list[tuple[int, uuid.UUID]] = []
-        self._threads = ThreadPoolExecutor(
-            max_workers=config.concurrency, thread_name_prefix="soniq-job"
+        self._threads = HandlerThreads("soniq-job")
+        self._completer = Completer(
+            store, pool, on_written=self._on_written, on_unrecorded=self._on_unrecorded
         )
-        self._completer = Completer(store, pool, on_written=self._on_written)
 
     def stop(self) -> None:
         """Stop claiming; :meth:`run` then lets running jobs finish (up to the shutdown
@@ -137,7 +176,6 @@ class Worker:
             for service in [*services, completer]:
                 service.cancel()
             await asyncio.gather(*services, completer, return_exceptions=True)
-            self._threads.shutdown(wait=False, cancel_futures=True)
             logger.info("worker %s stopped", self.id)
         if cancelled:
             raise asyncio.CancelledError
@@ -145,6 +183,7 @@ class Worker:
     async def _claim_loop(self) -> None:
         failures = 0
         max_attempts = self._registry.max_attempts_by_task()
+        versions = self._registry.versions_by_task()
         while not self._stopping.is_set():
             free = self._config.concurrency - len(self._running)
             self._wake.clear()
@@ -152,14 +191,16 @@ class Worker:
                 await self._wait(None)
                 continue
             try:
-                jobs = await self._store.claim(
-                    self._pool,
-                    limit=free,
-                    queues=self._config.queues,
-                    max_attempts_by_task=max_attempts,
-                    lease=self._config.lease,
-                    worker_id=self.id,
-                )
+                async with pooled(self._pool) as conn:
+                    jobs = await self._store.claim(
+                        conn,
+                        limit=free,
+                        queues=self._config.queues,
+                        max_attempts_by_task=max_attempts,
+                        version_by_task=versions,
+                        lease=self._config.lease,
+                        worker_id=self.id,
+                    )
             except CONNECTION_ERRORS as exc:
                 failures += 1
                 delay = min(10.0, 0.2 * 2**failures)
@@ -191,13 +232,18 @@ class Worker:
                 outcome = not_registered(job, self._registry.names())
             else:
                 outcome = await run_attempt(
-                    job, spec, policy=self._retry_policy, threads=self._threads
+                    job,
+                    spec,
+                    policy=self._retry_policy,
+                    threads=self._threads,
+                    upcasters=self._registry.upcasters(job.task_name),
                 )
         except asyncio.CancelledError:
             self._released.append((job.id, job.claim_token))
             raise
         except Exception:  # a bug in Soniq itself: leave the job to the rescuer
             logger.exception("worker %s failed to run job %d", self.id, job.id)
+            self._owned.pop(job.id, None)  # let its lease lapse: the rescuer takes it back
             return
         finally:
             was_full = len(self._running) >= self._config.concurrency
@@ -212,10 +258,14 @@ class Worker:
             if outcome.job_id not in owned:
                 logger.warning(
                     "job %d: outcome %r discarded, this worker no longer owns the job (its "
-                    "lease expired and another worker took it over)",
+                    "lease expired and another worker took it over, or the same outcome "
+                    "was already written just before the connection dropped)",
                     outcome.job_id,
                     outcome.state,
                 )
+
+    def _on_unrecorded(self, outcome: Outcome) -> None:
+        self._owned.pop(outcome.job_id, None)  # let the lease run out: the rescuer retries
 
     async def _drain(self, grace: float) -> None:
         """Let running jobs finish for up to ``grace`` seconds, cancel the rest, and give
@@ -233,7 +283,8 @@ class Worker:
     async def _release(self, claims: Sequence[tuple[int, uuid.UUID]]) -> None:
         for attempt in range(5):
             try:
-                released = await self._store.release(self._pool, claims)
+                async with pooled(self._pool) as conn:
+                    released = await self._store.release(conn, claims)
             except CONNECTION_ERRORS as exc:
                 logger.warning("cannot release jobs yet (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(0.2 * 2**attempt)
@@ -250,32 +301,50 @@ class Worker:
     async def _maintain(self) -> None:
         """Heartbeat, rescue and prune, every third of the lease."""
         interval = self._config.lease.total_seconds() / 3
-        last_prune = 0.0
+        next_prune = 0.0
         while True:
             await asyncio.sleep(interval)
+            prune = time.monotonic() >= next_prune
+            if prune:
+                next_prune = time.monotonic() + _PRUNE_EVERY
             try:
-                if self._owned:
-                    claims = list(self._owned.items())
-                    kept = await self._store.heartbeat(self._pool, claims, self._config.lease)
-                    for job_id, _ in claims:
-                        if job_id not in kept and job_id in self._owned:
-                            logger.warning(
-                                "job %d: lease lost to another worker; its outcome will be "
-                                "discarded",
-                                job_id,
-                            )
-                rescued = await self._store.rescue_expired(self._pool, limit=_RESCUE_BATCH)
-                for job_id, state in rescued:
-                    logger.warning(
-                        "job %d: its worker's lease expired; %s",
-                        job_id,
-                        "dead-lettered" if state == "dead" else "requeued",
-                    )
-                now = time.monotonic()
-                if now - last_prune >= _PRUNE_EVERY:
-                    last_prune = now
-                    await self._store.prune_finished(
-                        self._pool, older_than=self._config.done_retention, limit=_PRUNE_BATCH
-                    )
+                async with pooled(self._pool) as conn:
+                    await self._heartbeat(conn)
+                    await self._rescue(conn)
+                    if prune:
+                        await self._store.prune_finished(
+                            conn, older_than=self._config.done_retention, limit=_PRUNE_BATCH
+                        )
             except CONNECTION_ERRORS as exc:
                 logger.warning("maintenance skipped (%s: %s)", type(exc).__name__, exc)
+            except Exception:  # never let heartbeats stop while the worker runs
+                logger.exception("maintenance failed; trying again in %.1fs", interval)
+
+    async def _heartbeat(self, conn: asyncpg.Connection) -> None:
+        """Renew the leases this worker still holds; stop renewing the ones it lost."""
+        if not self._owned:
+            return
+        claims = list(self._owned.items())
+        kept = await self._store.heartbeat(conn, claims, self._config.lease)
+        for job_id, token in claims:
+            if job_id in kept or self._owned.get(job_id) != token:
+                continue
+            del self._owned[job_id]  # renewing it again is pointless
+            # A finished job's outcome may have been written meanwhile (that also ends the
+            # lease); if it was not, the completer reports the discarded outcome.
+            if job_id in self._running:
+                logger.warning(
+                    "job %d: lease lost while running (it expired and the job was taken "
+                    "back); the outcome of this run will be discarded",
+                    job_id,
+                )
+
+    async def _rescue(self, conn: asyncpg.Connection) -> None:
+        """Take back jobs whose lease ran out, on any worker."""
+        rescued = await self._store.rescue_expired(conn, limit=_RESCUE_BATCH)
+        for job_id, state in rescued:
+            logger.warning(
+                "job %d: its worker's lease expired; %s",
+                job_id,
+                "dead-lettered" if state == "dead" else "requeued",
+            )
