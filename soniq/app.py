@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -17,6 +17,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from soniq import embedded
+from soniq.contracts import ContractsReport, check_waiting_jobs
 from soniq.db.connection import (
     EMBEDDED,
     create_pool,
@@ -25,14 +26,17 @@ from soniq.db.connection import (
 )
 from soniq.db.jobs import JobStore
 from soniq.db.migrate import check_current, migrate
+from soniq.db.reports import ReportStore, Status
+from soniq.db.workers import WorkerStore
 from soniq.dead_letter import DeadLetterQueue
 from soniq.enqueue import build_job, encode_args, resolve_target
 from soniq.errors import ConfigurationError, JobNotFoundError, RegistrationError
 from soniq.job import Job
 from soniq.names import check_queue_name, check_schema_name
-from soniq.registry import Registry, build_spec
+from soniq.registry import Registry, Upcaster, build_spec
 from soniq.task_ref import ArgsT, TaskRef
 from soniq.worker.executor import RetryPolicy
+from soniq.worker.presence import Presence
 from soniq.worker.worker import Worker, WorkerConfig
 
 logger = logging.getLogger("soniq")
@@ -93,6 +97,7 @@ class Soniq:
         self._done_retention = _positive("done_retention", done_retention)
         self._pool_size = pool_size
         self._store = JobStore(self.schema)
+        self._reports = ReportStore(self.schema)
         self._registry = Registry()
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
@@ -134,6 +139,10 @@ class Soniq:
         try:
             yield conn
         finally:
+            # The pool skips asyncpg's session reset for speed; a lent connection may
+            # have been changed (SET, LISTEN), so it gets the full reset back here.
+            with contextlib.suppress(Exception):
+                await conn.reset()
             await pool.release(conn)
 
     async def close(self) -> None:
@@ -201,6 +210,42 @@ class Soniq:
             )
             self._registry.add(spec)
             return handler
+
+        return register
+
+    def upcaster(
+        self, ref: TaskRef[Any], /, *, from_version: int
+    ) -> Callable[[Upcaster], Upcaster]:
+        """Register a function turning version ``from_version`` args of ``ref``'s task into
+        version ``from_version + 1`` args (a dict in, a dict out).
+
+        At dispatch, a job written against an older contract version passes through the
+        chain of upcasters up to the version this worker runs, then through validation::
+
+            @app.upcaster(SEND_INVOICE, from_version=1)
+            def add_currency(args: dict) -> dict:
+                return {**args, "currency": "EUR"}
+        """
+        if not isinstance(ref, TaskRef) or ref.version is None:
+            raise RegistrationError(
+                "@app.upcaster() needs a versioned TaskRef (from a generated contract package "
+                "or task_ref(..., version=N))"
+            )
+        if (
+            isinstance(from_version, bool)
+            or not isinstance(from_version, int)
+            or not (1 <= from_version < ref.version)
+        ):
+            raise RegistrationError(
+                f"@app.upcaster({ref.name!r}): from_version must be an integer from 1 to "
+                f"{ref.version - 1} (the ref is version {ref.version})"
+            )
+
+        def register(upcaster: Upcaster) -> Upcaster:
+            if not callable(upcaster):
+                raise RegistrationError(f"@app.upcaster({ref.name!r}) must decorate a function")
+            self._registry.add_upcaster(ref.name, from_version, upcaster)
+            return upcaster
 
         return register
 
@@ -346,6 +391,27 @@ class Soniq:
             raise JobNotFoundError(job_id)
         return job
 
+    async def status(self) -> Status:
+        """Per-queue counts, live workers, and jobs waiting for a newer consumer."""
+        pool = await self._get_pool()
+        with translate_errors(self._url, self.schema):
+            return Status(
+                queues=await self._reports.queue_stats(pool),
+                workers=await WorkerStore(self.schema).live(pool),
+                waiting_for_newer_consumer=await self._reports.waiting_for_newer_consumer(pool),
+            )
+
+    async def check_contracts(self, refs: Iterable[TaskRef[Any]] | None = None) -> ContractsReport:
+        """Test every queued, scheduled and dead job of these tasks (default: the tasks this
+        app registered from refs) as a worker of this app would: upcasters, then validation."""
+        if refs is None:
+            refs = self._registry.refs()
+        refs = list(refs)
+        upcasters = {ref.name: self._registry.upcasters(ref.name) for ref in refs}
+        async with self.connection() as conn:
+            with translate_errors(self._url, self.schema):
+                return await check_waiting_jobs(conn, self._reports, refs, upcasters)
+
     # -- worker -------------------------------------------------------------------------
 
     async def run_worker(
@@ -397,11 +463,24 @@ class Soniq:
             retry_policy=self._retry_policy,
         )
         self._worker = worker
+        presence = asyncio.ensure_future(
+            Presence(
+                WorkerStore(self.schema),
+                pool,
+                worker_id=worker.id,
+                registry=self._registry,
+                queues=config.queues,
+                concurrency=concurrency,
+                lease=config.lease,
+            ).run()
+        )
         restore_signals = _handle_signals(worker)
         try:
             await worker.run()
         finally:
             restore_signals()
+            presence.cancel()
+            await asyncio.gather(presence, return_exceptions=True)
             self._worker = None
 
     async def stop(self) -> None:

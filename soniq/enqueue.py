@@ -203,7 +203,7 @@ def _encode_with_model(
             index=index,
         ) from exc
     try:
-        model.model_validate_json(text)
+        stored = model.model_validate_json(text)
     except ValidationError as exc:
         if instance is args:
             # An instance built without validation (model_construct, or changed after it)
@@ -218,6 +218,21 @@ def _encode_with_model(
             task_name=target.name,
             index=index,
         ) from exc
+    if stored != instance:
+        # Valid both ways but changed on the way (a field typed Any holding NaN, a tuple, a
+        # set, a non-string key): the handler would get something else than was enqueued.
+        changed = sorted(
+            name
+            for name in type(instance).model_fields
+            if getattr(stored, name, None) != getattr(instance, name, None)
+        )
+        raise ArgsNotJSONError(
+            f"args for task {target.name!r}{_at(index)} change in a JSON round trip through "
+            f"{model.__name__} (field(s): {', '.join(changed) or 'extra keys'}): use plain "
+            "JSON values (no NaN, tuples, sets or non-string keys)",
+            task_name=target.name,
+            index=index,
+        )
     return text
 
 

@@ -17,6 +17,7 @@ from soniq.names import check_queue_name, check_task_name
 from soniq.task_ref import TaskRef
 
 Handler = Callable[..., Any]
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class JobSpec:
     @property
     def max_attempts(self) -> int:
         return self.retries + 1
+
+    @property
+    def version(self) -> int | None:
+        """The contract major version this handler runs (None when registered without one)."""
+        return self.ref.version if self.ref is not None else None
 
 
 def _is_context_annotation(annotation: Any) -> bool:
@@ -173,6 +179,7 @@ class Registry:
     def __init__(self) -> None:
         self._by_name: dict[str, JobSpec] = {}
         self._by_handler: dict[Handler, JobSpec] = {}
+        self._upcasters: dict[str, dict[int, Upcaster]] = {}
 
     def add(self, spec: JobSpec) -> None:
         existing = self._by_name.get(spec.name)
@@ -195,3 +202,25 @@ class Registry:
 
     def max_attempts_by_task(self) -> dict[str, int]:
         return {name: spec.max_attempts for name, spec in self._by_name.items()}
+
+    def refs(self) -> list[TaskRef[Any]]:
+        """The task references handlers were registered from."""
+        return [spec.ref for spec in self._by_name.values() if spec.ref is not None]
+
+    def versions_by_task(self) -> dict[str, int]:
+        """The contract version each versioned task runs: newer jobs are left for others."""
+        return {
+            name: spec.version for name, spec in self._by_name.items() if spec.version is not None
+        }
+
+    def add_upcaster(self, name: str, from_version: int, upcaster: Upcaster) -> None:
+        chain = self._upcasters.setdefault(name, {})
+        if from_version in chain and chain[from_version] is not upcaster:
+            raise RegistrationError(
+                f"task {name!r} already has an upcaster from version {from_version}"
+            )
+        chain[from_version] = upcaster
+
+    def upcasters(self, name: str) -> dict[int, Upcaster]:
+        """Upcasters of one task by the version they read (each returns version + 1 args)."""
+        return self._upcasters.get(name, {})

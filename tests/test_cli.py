@@ -118,3 +118,32 @@ def test_missing_job_is_a_clean_error(
     assert setup.returncode == 0
     result = soniq_cli(python, subprocess_env, *command)
     assert_clean_failure(result, "job 999999 does not exist")
+
+
+async def test_status_shows_queues_and_live_workers(
+    app: Soniq, python: str, subprocess_env: dict[str, str], db: asyncpg.Connection, schema: str
+) -> None:
+    await app.enqueue("billing.later", args={}, queue="billing", delay=3600)
+    await app.enqueue("billing.gone", args={}, queue="billing")
+    await app.enqueue("mail.send", args={}, queue="mail")
+    worker = asyncio.create_task(app.run_worker(queues=["billing"]))
+    await wait_until(
+        lambda: db.fetchval(f"SELECT count(*) = 1 FROM {schema}.jobs WHERE state = 'dead'")
+    )
+    await wait_until(lambda: db.fetchval(f"SELECT count(*) = 1 FROM {schema}.workers"))
+
+    result = soniq_cli(python, subprocess_env, "status", "--json")
+    text = soniq_cli(python, subprocess_env, "status")
+    await stop_worker(worker)
+
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    queues = {q["queue"]: q for q in status["queues"]}
+    assert (queues["billing"]["scheduled"], queues["billing"]["dead"]) == (1, 1)
+    assert (queues["mail"]["queued"], queues["mail"]["dead"]) == (1, 0)
+    assert queues["mail"]["oldest_wait_seconds"] >= 0
+    [live] = status["workers"]
+    assert live["queues"] == ["billing"] and live["heartbeat_age_seconds"] < 30
+    assert text.returncode == 0 and "OLDEST WAIT" in text.stdout and live["id"] in text.stdout
+    # A stopped worker removes its row.
+    assert await db.fetchval(f"SELECT count(*) FROM {schema}.workers") == 0

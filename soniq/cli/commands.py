@@ -6,86 +6,26 @@ password); 2 a usage error; 130 interrupted before a worker was running.
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import importlib
 import json
 import logging
 import os
-import sys
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import asdict
 from datetime import timedelta
-from typing import Any, ParamSpec, TypeVar
 
-import asyncpg
 import click
 
 from soniq.app import Soniq
-from soniq.db.connection import redact
-from soniq.errors import ConfigurationError, SoniqError
+from soniq.cli.common import (
+    database_option,
+    fail,
+    friendly_errors,
+    job_dict,
+    json_option,
+    load_app,
+    run,
+    schema_option,
+    with_app,
+)
 from soniq.job import Job
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def _fail(message: str) -> None:
-    click.echo(f"Error: {redact(message)}", err=True)
-    sys.exit(1)
-
-
-def friendly_errors(command: Callable[P, T]) -> Callable[P, T]:
-    """Print Soniq and database errors as one line and exit 1, with no traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return command(*args, **kwargs)
-        except SoniqError as exc:
-            _fail(str(exc))
-        except asyncpg.PostgresError as exc:
-            _fail(f"PostgreSQL error: {exc}")
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-        raise AssertionError("unreachable")
-
-    return wrapper
-
-
-def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    return asyncio.run(make())
-
-
-database_option = click.option(
-    "--database-url",
-    envvar="SONIQ_DATABASE_URL",
-    help="PostgreSQL URL, or 'embedded' [env: SONIQ_DATABASE_URL].",
-)
-schema_option = click.option(
-    "--schema", envvar="SONIQ_SCHEMA", help="Soniq schema name [env: SONIQ_SCHEMA; default soniq]."
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-
-
-async def _with_app(
-    database_url: str | None, schema: str | None, use: Callable[[Soniq], Awaitable[T]]
-) -> T:
-    app = Soniq(database_url, schema=schema)
-    try:
-        return await use(app)
-    finally:
-        await app.close()
-
-
-def _job_dict(job: Job) -> dict[str, Any]:
-    data = asdict(job)
-    data["state"] = job.state.value
-    for key, value in data.items():
-        if hasattr(value, "isoformat"):
-            data[key] = value.isoformat()
-    return data
 
 
 def _print_job(job: Job) -> None:
@@ -115,32 +55,8 @@ def setup(database_url: str | None, schema: str | None) -> None:
     async def go(app: Soniq) -> None:
         await app.setup()
 
-    _run(lambda: _with_app(database_url, schema, go))
+    run(lambda: with_app(database_url, schema, go))
     click.echo(f"schema {schema or os.environ.get('SONIQ_SCHEMA') or 'soniq'} is up to date")
-
-
-def _load_app(target: str) -> Soniq:
-    module_name, _, attribute = target.partition(":")
-    if not module_name or not attribute:
-        raise ConfigurationError(
-            f"{target!r} is not MODULE:APP, e.g. `soniq worker myservice.jobs:app`"
-        )
-    sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and module_name.startswith(exc.name):
-            raise ConfigurationError(
-                f"cannot import module {module_name!r} (from {target!r}): {exc}; run from the "
-                "directory that contains it or install it"
-            ) from exc
-        raise
-    app = getattr(module, attribute, None)
-    if not isinstance(app, Soniq):
-        raise ConfigurationError(
-            f"{target!r}: module {module_name!r} has no Soniq app named {attribute!r}"
-        )
-    return app
 
 
 @main.command()
@@ -177,7 +93,7 @@ def worker(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = _load_app(app_path)
+    app = load_app(app_path)
     queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
 
     async def go() -> None:
@@ -191,7 +107,7 @@ def worker(
         finally:
             await app.close()
 
-    _run(go)
+    run(go)
 
 
 @main.group()
@@ -207,9 +123,9 @@ def jobs() -> None:
 @friendly_errors
 def jobs_show(job_id: int, database_url: str | None, schema: str | None, as_json: bool) -> None:
     """Show one job: state, attempts, args and last error."""
-    job = _run(lambda: _with_app(database_url, schema, lambda app: app.get_job(job_id)))
+    job = run(lambda: with_app(database_url, schema, lambda app: app.get_job(job_id)))
     if as_json:
-        click.echo(json.dumps(_job_dict(job), indent=2))
+        click.echo(json.dumps(job_dict(job), indent=2))
     else:
         _print_job(job)
 
@@ -236,15 +152,15 @@ def dead_letter_list(
     as_json: bool,
 ) -> None:
     """List dead jobs, most recent first."""
-    dead = _run(
-        lambda: _with_app(
+    dead = run(
+        lambda: with_app(
             database_url,
             schema,
             lambda app: app.dead_letter.list(task_name=task_name, queue=queue, limit=limit),
         )
     )
     if as_json:
-        click.echo(json.dumps([_job_dict(job) for job in dead], indent=2))
+        click.echo(json.dumps([job_dict(job) for job in dead], indent=2))
         return
     if not dead:
         click.echo("no dead jobs")
@@ -262,13 +178,13 @@ def dead_letter_replay(
     job_ids: tuple[int, ...], database_url: str | None, schema: str | None
 ) -> None:
     """Send dead jobs back to their queue with attempts reset."""
-    replayed = _run(
-        lambda: _with_app(database_url, schema, lambda app: app.dead_letter.replay(job_ids))
+    replayed = run(
+        lambda: with_app(database_url, schema, lambda app: app.dead_letter.replay(job_ids))
     )
     click.echo(f"replayed {len(replayed)} job(s)")
     missing = sorted(set(job_ids) - set(replayed))
     if missing:
-        _fail(f"not dead (or not found): {', '.join(map(str, missing))}")
+        fail(f"not dead (or not found): {', '.join(map(str, missing))}")
 
 
 @dead_letter.command("purge")
@@ -284,5 +200,5 @@ def dead_letter_purge(
     if bool(job_ids) == purge_all:
         raise click.UsageError("give job ids, or --all (not both)")
     ids = None if purge_all else list(job_ids)
-    count = _run(lambda: _with_app(database_url, schema, lambda app: app.dead_letter.purge(ids)))
+    count = run(lambda: with_app(database_url, schema, lambda app: app.dead_letter.purge(ids)))
     click.echo(f"purged {count} dead job(s)")

@@ -7,15 +7,17 @@ import functools
 import json
 import random
 import traceback
+from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from pydantic import ValidationError
 
 from soniq.db.jobs import ClaimedJob, Outcome
 from soniq.job import JobContext, JobError
-from soniq.registry import JobSpec
+from soniq.registry import JobSpec, Upcaster
 
 
 @dataclass(frozen=True)
@@ -69,15 +71,83 @@ def not_registered(job: ClaimedJob, registered: list[str]) -> Outcome:
     )
 
 
-async def run_attempt(
-    job: ClaimedJob, spec: JobSpec, *, policy: RetryPolicy, threads: Executor
-) -> Outcome:
-    """Validate the stored args, call the handler, and turn what happened into an Outcome.
+def _upcast(
+    job: ClaimedJob, spec: JobSpec, upcasters: Mapping[int, Upcaster]
+) -> dict[str, Any] | Outcome:
+    """Carry args written against an older contract version up to the handler's version,
+    one upcaster per version; an Outcome when that is impossible."""
+    assert job.contract_version is not None and spec.version is not None
+    args: dict[str, Any] = json.loads(job.args_json)
+    for version in range(job.contract_version, spec.version):
+        upcaster = upcasters.get(version)
+        if upcaster is None:
+            known = ", ".join(str(v) for v in sorted(upcasters)) or "none"
+            return _dead(
+                job,
+                "unsupported contract version",
+                f"job was written against version {job.contract_version} of "
+                f"{job.task_name!r}; this worker runs version {spec.version} and has no "
+                f"upcaster from version {version} (upcasters registered from versions: "
+                f"{known}); register @app.upcaster(<ref>, from_version={version})",
+            )
+        try:
+            args = upcaster(args)
+        except Exception as exc:
+            return _dead(
+                job,
+                "upcaster failed",
+                f"upcaster of {job.task_name!r} from version {version} raised {_describe(exc)}",
+                traceback.format_exc(),
+            )
+        if not isinstance(args, dict):
+            return _dead(
+                job,
+                "upcaster failed",
+                f"upcaster of {job.task_name!r} from version {version} returned "
+                f"{type(args).__name__}, not a dict of args",
+            )
+    return args
 
-    Cancellation (worker shutdown) propagates to the caller, which releases the job.
+
+def _cancelled_from_outside() -> bool:
+    """Whether this task itself is being cancelled (shutdown), rather than the handler
+    letting a CancelledError of its own escape. Python 3.10 cannot tell: assume shutdown."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is None or cancelling() > 0
+
+
+async def _call(spec: JobSpec, kwargs: dict[str, Any], threads: Executor) -> None:
+    if spec.is_async:
+        await spec.handler(**kwargs)
+    else:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(threads, functools.partial(spec.handler, **kwargs))
+
+
+async def run_attempt(
+    job: ClaimedJob,
+    spec: JobSpec,
+    *,
+    policy: RetryPolicy,
+    threads: Executor,
+    upcasters: Mapping[int, Upcaster],
+) -> Outcome:
+    """Upcast and validate the stored args, call the handler, and turn what happened into an
+    Outcome. Cancellation (worker shutdown) propagates to the caller, which releases the job.
     """
     try:
-        values = spec.args_model.model_validate_json(job.args_json)
+        if (
+            job.contract_version is not None
+            and spec.version is not None
+            and job.contract_version < spec.version
+        ):
+            upcast = _upcast(job, spec, upcasters)
+            if isinstance(upcast, Outcome):
+                return upcast
+            values = spec.args_model.model_validate(upcast)
+        else:
+            values = spec.args_model.model_validate_json(job.args_json)
     except ValidationError as exc:
         errors = json.loads(exc.json(include_url=False))
         fields = "; ".join(
@@ -90,7 +160,9 @@ async def run_attempt(
             errors,
         )
 
-    kwargs = dict(values)
+    # Not dict(values): that probes the model for a keys() attribute, which raises inside
+    # pydantic on every job.
+    kwargs = {**values.__dict__, **(values.__pydantic_extra__ or {})}
     if spec.context_param is not None:
         kwargs[spec.context_param] = JobContext(
             job_id=job.id,
@@ -101,14 +173,21 @@ async def run_attempt(
             enqueued_at=job.enqueued_at,
         )
 
-    if spec.is_async:
-        task = asyncio.ensure_future(spec.handler(**kwargs))
-    else:
-        loop = asyncio.get_running_loop()
-        task = asyncio.ensure_future(
-            loop.run_in_executor(threads, functools.partial(spec.handler, **kwargs))
-        )
-    timeout = spec.timeout.total_seconds() if spec.timeout is not None else None
+    if spec.timeout is None:
+        # The common path: no extra task. A CancelledError here is the worker shutting
+        # down, and propagates so the job is released.
+        try:
+            await _call(spec, kwargs, threads)
+        except asyncio.CancelledError:
+            if _cancelled_from_outside():
+                raise
+            return _failed(job, policy, "exception", "handler raised CancelledError")
+        except Exception as exc:
+            return _failed(job, policy, "exception", _describe(exc))
+        return Outcome(job.id, job.claim_token, "done")
+
+    timeout = spec.timeout.total_seconds()
+    task = asyncio.ensure_future(_call(spec, kwargs, threads))
     try:
         done, _ = await asyncio.wait({task}, timeout=timeout)
     except asyncio.CancelledError:

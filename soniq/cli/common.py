@@ -1,0 +1,105 @@
+"""What every command shares: error reporting, options, and opening an app."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import asdict
+from typing import Any, ParamSpec, TypeVar
+
+import asyncpg
+import click
+
+from soniq.app import Soniq
+from soniq.db.connection import redact
+from soniq.errors import ConfigurationError, SoniqError
+from soniq.job import Job
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def fail(message: str) -> None:
+    click.echo(f"Error: {redact(message)}", err=True)
+    sys.exit(1)
+
+
+def friendly_errors(command: Callable[P, T]) -> Callable[P, T]:
+    """Print Soniq and database errors as one line and exit 1, with no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return command(*args, **kwargs)
+        except SoniqError as exc:
+            fail(str(exc))
+        except asyncpg.PostgresError as exc:
+            fail(f"PostgreSQL error: {exc}")
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return asyncio.run(make())
+
+
+database_option = click.option(
+    "--database-url",
+    envvar="SONIQ_DATABASE_URL",
+    help="PostgreSQL URL, or 'embedded' [env: SONIQ_DATABASE_URL].",
+)
+schema_option = click.option(
+    "--schema", envvar="SONIQ_SCHEMA", help="Soniq schema name [env: SONIQ_SCHEMA; default soniq]."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+async def with_app(
+    database_url: str | None, schema: str | None, use: Callable[[Soniq], Awaitable[T]]
+) -> T:
+    app = Soniq(database_url, schema=schema)
+    try:
+        return await use(app)
+    finally:
+        await app.close()
+
+
+def job_dict(job: Job) -> dict[str, Any]:
+    data = asdict(job)
+    data["state"] = job.state.value
+    for key, value in data.items():
+        if hasattr(value, "isoformat"):
+            data[key] = value.isoformat()
+    return data
+
+
+def load_app(target: str) -> Soniq:
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise ConfigurationError(
+            f"{target!r} is not MODULE:APP, e.g. `soniq worker myservice.jobs:app`"
+        )
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise ConfigurationError(
+                f"cannot import module {module_name!r} (from {target!r}): {exc}; run from the "
+                "directory that contains it or install it"
+            ) from exc
+        raise
+    app = getattr(module, attribute, None)
+    if not isinstance(app, Soniq):
+        raise ConfigurationError(
+            f"{target!r}: module {module_name!r} has no Soniq app named {attribute!r}"
+        )
+    return app
