@@ -4,6 +4,12 @@ Every state change is ONE statement whose WHERE clause checks its precondition: 
 heartbeats and releases apply only while the writer's ``claim_token`` still owns a running
 job, which is how a worker that lost its lease is fenced out instead of overwriting the
 result of the worker that took the job over.
+
+A claim token is set if and only if the job is running (a CHECK constraint holds the
+table to it), so matching ``id`` and ``claim_token`` alone proves "still running, still
+mine". Fenced statements deliberately do not repeat ``state = 'running'``: that predicate
+matches the partial ``jobs_lease_idx`` and tempts the planner into rescanning every running
+job per outcome.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ class ClaimedJob:
     max_attempts: int
     enqueued_at: datetime
     claim_token: uuid.UUID
+    contract_version: int | None
 
 
 @dataclass(frozen=True)
@@ -139,8 +146,15 @@ class JobStore:
             SELECT array_agg(id ORDER BY id) AS ids, pg_notify($9, $2) FROM inserted"""
         claim_head = f"""
             WITH next AS (
-                SELECT id FROM {t}
+                SELECT id FROM {t} AS c
                 WHERE state = 'queued' AND scheduled_at <= now() {{queue_filter}}
+                  -- a job written against a newer contract version than this worker runs
+                  -- is left, unspent, for a worker that can run it
+                  AND (c.contract_version IS NULL OR c.contract_version <= coalesce(
+                        (SELECT v.version FROM unnest($6::text[], $7::int[])
+                                                  AS v(task_name, version)
+                         WHERE v.task_name = c.task_name),
+                        c.contract_version))
                 -- served by jobs_claim_queue_idx / jobs_claim_any_idx
                 ORDER BY priority DESC, scheduled_at, id
                 LIMIT $1
@@ -159,11 +173,13 @@ class JobStore:
                 started_at = now(),
                 lease_expires_at = now() + $4::interval,
                 worker_id = $5
-            FROM next WHERE j.id = next.id
+            -- ANY(ARRAY(...)) keeps the primary-key lookup; a join back to next may
+            -- turn into a hash join over a sequential scan of jobs.
+            WHERE j.id = ANY(ARRAY(SELECT id FROM next))
             RETURNING j.id, j.task_name, j.queue, j.args, j.attempts, j.max_attempts,
-                      j.enqueued_at, j.claim_token"""
+                      j.enqueued_at, j.claim_token, j.contract_version"""
         self._claim_any = claim_head.replace("{queue_filter}", "")
-        self._claim_queues = claim_head.replace("{queue_filter}", "AND queue = ANY($6::text[])")
+        self._claim_queues = claim_head.replace("{queue_filter}", "AND queue = ANY($8::text[])")
         self._record_outcomes = f"""
             UPDATE {t} AS j SET
                 state = o.state,
@@ -179,7 +195,7 @@ class JobStore:
             FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::float8[], $5::text[],
                         $6::text[], $7::json[])
                  AS o(id, token, state, delay, reason, message, detail)
-            WHERE j.id = o.id AND j.claim_token = o.token AND j.state = 'running'
+            WHERE j.id = o.id AND j.claim_token = o.token
             RETURNING j.id"""
         self._release = f"""
             UPDATE {t} AS j SET
@@ -190,12 +206,12 @@ class JobStore:
                 worker_id = NULL,
                 started_at = NULL
             FROM unnest($1::bigint[], $2::uuid[]) AS r(id, token)
-            WHERE j.id = r.id AND j.claim_token = r.token AND j.state = 'running'
+            WHERE j.id = r.id AND j.claim_token = r.token
             RETURNING j.id, pg_notify($3, j.queue)"""
         self._heartbeat = f"""
             UPDATE {t} AS j SET lease_expires_at = now() + $3::interval
             FROM unnest($1::bigint[], $2::uuid[]) AS h(id, token)
-            WHERE j.id = h.id AND j.claim_token = h.token AND j.state = 'running'
+            WHERE j.id = h.id AND j.claim_token = h.token
             RETURNING j.id"""
         self._rescue = f"""
             WITH expired AS (
@@ -303,16 +319,20 @@ class JobStore:
         limit: int,
         queues: Sequence[str] | None,
         max_attempts_by_task: dict[str, int],
+        version_by_task: dict[str, int],
         lease: timedelta,
         worker_id: str,
     ) -> list[ClaimedJob]:
-        """Lock up to ``limit`` due jobs, highest priority then oldest first, for this worker."""
+        """Lock up to ``limit`` due jobs, highest priority then oldest first, for this worker,
+        skipping jobs of a newer contract version than ``version_by_task`` allows."""
         params: list[Any] = [
             limit,
             list(max_attempts_by_task),
             list(max_attempts_by_task.values()),
             lease,
             worker_id,
+            list(version_by_task),
+            list(version_by_task.values()),
         ]
         if queues is None:
             rows = await db.fetch(self._claim_any, *params)
@@ -328,6 +348,7 @@ class JobStore:
                 max_attempts=row["max_attempts"],
                 enqueued_at=row["enqueued_at"],
                 claim_token=row["claim_token"],
+                contract_version=row["contract_version"],
             )
             for row in rows
         ]

@@ -1,0 +1,219 @@
+"""Turning measurements into medians, the issue's target ratios, one table and a JSON file."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench.config import BULK, LATENCY, RSS, SINGLE, drain_scenario
+from bench.scenarios import Measurement
+
+# variant -> scenario -> metric -> median over the verified repeats
+Results = dict[str, dict[str, dict[str, float]]]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target from the issue, judged on this run's medians (``passed`` None: not run)."""
+
+    name: str
+    value: str
+    passed: bool | None
+    detail: str
+
+
+def medians(measurements: list[Measurement]) -> Results:
+    """Median of each metric over the repeats that verified (every job written and run)."""
+    samples: dict[str, dict[str, dict[str, list[float]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
+    for m in measurements:
+        if m.verified and m.error is None:
+            for metric, value in m.metrics.items():
+                samples[m.variant][m.scenario][metric].append(value)
+    return {
+        variant: {
+            scenario: {metric: statistics.median(values) for metric, values in metrics.items()}
+            for scenario, metrics in scenarios.items()
+        }
+        for variant, scenarios in samples.items()
+    }
+
+
+def _get(results: Results, variant: str, scenario: str, metric: str) -> float | None:
+    return results.get(variant, {}).get(scenario, {}).get(metric)
+
+
+def best_drain(results: Results, variant: str) -> tuple[float, str] | None:
+    """The fastest drain configuration of ``variant``: (jobs/s, scenario)."""
+    drains = [
+        (metrics["jobs_per_s"], scenario)
+        for scenario, metrics in results.get(variant, {}).items()
+        if scenario.startswith("drain_") and "jobs_per_s" in metrics
+    ]
+    return max(drains) if drains else None
+
+
+def targets(results: Results) -> list[Target]:
+    """The issue's targets, as ratios within this run where they name a peer."""
+    out: list[Target] = []
+    soniq, pgq = best_drain(results, "soniq"), best_drain(results, "pgqueuer")
+    if soniq and pgq:
+        ratio = soniq[0] / pgq[0]
+        detail = f"soniq {soniq[1]} {soniq[0]:,.0f}/s vs pgqueuer {pgq[1]} {pgq[0]:,.0f}/s"
+        out.append(Target("drain >= 2x pgqueuer's best", f"{ratio:.2f}x", ratio >= 2, detail))
+    else:
+        out.append(Target("drain >= 2x pgqueuer's best", "n/a", None, "needs soniq + pgqueuer"))
+
+    bulk, pgq_bulk = (
+        _get(results, "soniq", BULK, "jobs_per_s"),
+        _get(results, "pgqueuer", BULK, "jobs_per_s"),
+    )
+    detail = f"{bulk / pgq_bulk:.2f}x pgqueuer" if bulk and pgq_bulk else ""
+    out.append(
+        _check("bulk enqueue >= 100,000/s", bulk, "{:,.0f}/s", lambda v: v >= 100_000, detail)
+    )
+
+    single, pgq_single = (
+        _get(results, "soniq", SINGLE, "jobs_per_s"),
+        _get(results, "pgqueuer", SINGLE, "jobs_per_s"),
+    )
+    out.append(_ratio("single enqueue >= pgqueuer", single, pgq_single))
+
+    p50, pgq_p50 = (
+        _get(results, "soniq", LATENCY, "p50_ms"),
+        _get(results, "pgqueuer", LATENCY, "p50_ms"),
+    )
+    if p50 is not None and pgq_p50 is not None:
+        out.append(
+            Target("latency p50 <= pgqueuer's", f"{p50:.2f} ms", p50 <= pgq_p50,
+                   f"pgqueuer {pgq_p50:.2f} ms")
+        )  # fmt: skip
+    else:
+        out.append(Target("latency p50 <= pgqueuer's", "n/a", None, "needs soniq + pgqueuer"))
+    p99 = _get(results, "soniq", LATENCY, "p99_ms")
+    out.append(_check("latency p99 < 5 ms", p99, "{:.2f} ms", lambda v: v < 5.0))
+
+    out.append(_validation_cost(results))
+    rss = _get(results, "soniq", RSS, "rss_mb")
+    out.append(_check("worker RSS at c200 < 150 MB", rss, "{:.0f} MB", lambda v: v < 150))
+    return out
+
+
+def _check(
+    name: str, value: float | None, fmt: str, ok: Callable[[float], bool], detail: str = ""
+) -> Target:
+    if value is None:
+        return Target(name, "n/a", None, "not measured")
+    return Target(name, fmt.format(value), ok(value), detail)
+
+
+def _ratio(name: str, ours: float | None, theirs: float | None) -> Target:
+    if ours is None or theirs is None:
+        return Target(name, "n/a", None, "needs soniq + pgqueuer")
+    ratio = ours / theirs
+    return Target(name, f"{ratio:.2f}x", ratio >= 1, f"{ours:,.0f}/s vs {theirs:,.0f}/s")
+
+
+def _validation_cost(results: Results) -> Target:
+    name = "validation cost < 10% of drain"
+    with_model, without = best_drain(results, "soniq"), best_drain(results, "soniq-nomodel")
+    if not with_model or not without:
+        return Target(name, "n/a", None, "needs soniq and soniq (no model) drains")
+    cost = 1 - with_model[0] / without[0]
+    parts = []
+    for scenario in sorted(results.get("soniq", {})):
+        a = _get(results, "soniq", scenario, "jobs_per_s")
+        b = _get(results, "soniq-nomodel", scenario, "jobs_per_s")
+        if scenario.startswith("drain_") and a and b:
+            parts.append(f"{scenario[6:]}: {100 * (1 - a / b):+.1f}%")
+    return Target(name, f"{100 * cost:.1f}%", cost < 0.10, "best vs best; " + ", ".join(parts))
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def table(results: Results, labels: dict[str, str], found: list[Target]) -> str:
+    """The results table (medians) followed by the targets, as aligned plain text."""
+    columns = ["system", "single/s", "bulk/s", "drain c10/s", "drain c100/s", "drain best/s",
+               "p50 ms", "p99 ms", "RSS MB"]  # fmt: skip
+    rows = [columns]
+    for variant, label in labels.items():
+        best = best_drain(results, variant)
+        rows.append([
+            label,
+            _cell(_get(results, variant, SINGLE, "jobs_per_s"), "{:,.0f}"),
+            _cell(_get(results, variant, BULK, "jobs_per_s"), "{:,.0f}"),
+            _cell(_get(results, variant, drain_scenario(10), "jobs_per_s"), "{:,.0f}"),
+            _cell(_get(results, variant, drain_scenario(100), "jobs_per_s"), "{:,.0f}"),
+            "-" if best is None else f"{best[0]:,.0f} ({best[1][6:]})",
+            _cell(_get(results, variant, LATENCY, "p50_ms"), "{:.2f}"),
+            _cell(_get(results, variant, LATENCY, "p99_ms"), "{:.2f}"),
+            _cell(_get(results, variant, RSS, "rss_mb"), "{:.0f}"),
+        ])  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    lines = [
+        "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    if "pgqueuer" in labels:
+        lines.append("pgqueuer has no concurrency cap of its own: its drain cC runs batch_size=C.")
+        lines.append("")
+    for t in found:
+        mark = {True: "PASS", False: "FAIL", None: "n/a "}[t.passed]
+        lines.append(f"[{mark}] {t.name}: {t.value}" + (f"  ({t.detail})" if t.detail else ""))
+    return "\n".join(lines)
+
+
+def package_versions(names: list[str]) -> dict[str, str]:
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def machine(postgres: dict[str, str], packages: list[str]) -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or platform.machine()
+    ram = 0
+    try:
+        with open("/proc/cpuinfo") as f:
+            models = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = models[0] if models else cpu
+        with open("/proc/meminfo") as f:
+            ram = int(next(line.split()[1] for line in f if line.startswith("MemTotal"))) * 1024
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gb": round(ram / 2**30, 1),
+        "os": platform.platform(),
+        "python": f"{platform.python_implementation()} {sys.version.split()[0]}",
+        "postgresql": postgres,
+        "packages": package_versions(["soniq", *packages]),
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+def write_json(path: Path, payload: dict[str, Any], measurements: list[Measurement]) -> None:
+    payload = dict(payload, measurements=[asdict(m) for m in measurements])
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")

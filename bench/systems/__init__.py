@@ -1,0 +1,33 @@
+"""System adapters, imported lazily so a missing peer package only skips that system."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+from bench.systems.base import Drain, StopWorker, System, Variant
+
+__all__ = ["Drain", "StopWorker", "System", "Variant", "load"]
+
+# system name -> (adapter module, adapter class, the package it needs)
+_ADAPTERS = {
+    "soniq": ("bench.systems.soniq", "SoniqSystem", "soniq"),
+    "pgqueuer": ("bench.systems.pgqueuer", "PgqueuerSystem", "pgqueuer"),
+    "procrastinate": ("bench.systems.procrastinate", "ProcrastinateSystem", "procrastinate"),
+}
+
+
+def known() -> list[str]:
+    return list(_ADAPTERS)
+
+
+def load(name: str) -> type[System] | str:
+    """The adapter class for ``name``, or the reason it cannot run here."""
+    if name not in _ADAPTERS:
+        return f"unknown system (known: {', '.join(_ADAPTERS)})"
+    module_name, class_name, package = _ADAPTERS[name]
+    if importlib.util.find_spec(package) is None:
+        return f"not installed (pip install '.[bench]' installs {package})"
+    module = importlib.import_module(module_name)
+    adapter: type[System] = getattr(module, class_name)
+    return adapter

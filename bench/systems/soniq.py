@@ -1,0 +1,90 @@
+"""Soniq under test: tasks with a pydantic args model (validated at enqueue and dispatch) and,
+for the validation-cost ratio, the same no-op with no model of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from bench.config import BULK, DRAIN_CONCURRENCIES, LATENCY, RSS, SINGLE, drain_scenario
+from bench.probe import BenchArgs, handle
+from bench.systems.base import Drain, StopWorker, System, Variant
+from soniq import Soniq
+
+SCHEMA = "soniq"
+MODEL_TASK = "bench.noop"
+RAW_TASK = "bench.raw"
+STOP_TIMEOUT = 30.0
+_TASKS = {"soniq": MODEL_TASK, "soniq-nomodel": RAW_TASK}
+
+
+class SoniqSystem(System):
+    name = "soniq"
+    packages = ("soniq", "asyncpg", "pydantic")
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.app = Soniq(url, schema=SCHEMA)
+
+        @self.app.job(name=MODEL_TASK, validate=BenchArgs)
+        async def noop(**kwargs: Any) -> None:
+            await handle(**kwargs)
+
+        @self.app.job(name=RAW_TASK)
+        async def raw(**kwargs: Any) -> None:
+            await handle(**kwargs)
+
+    def variants(self) -> list[Variant]:
+        def drains(label: str) -> tuple[Drain, ...]:
+            return tuple(Drain(drain_scenario(c), c, f"{label}c{c}") for c in DRAIN_CONCURRENCIES)
+
+        return [
+            Variant("soniq", "soniq", (SINGLE, BULK, LATENCY, RSS), drains("")),
+            Variant("soniq-nomodel", "soniq (no model)", (), drains("")),
+        ]
+
+    def tables(self) -> list[str]:
+        return [f"{SCHEMA}.jobs"]
+
+    def channels(self) -> list[str]:
+        return [f"{SCHEMA}.jobs"]
+
+    async def _open(self, *, install: bool) -> None:
+        if install:
+            await self.app.setup()
+
+    async def _close(self) -> None:
+        await self.app.close()
+
+    async def enqueue_one(self, variant: str, args: dict[str, Any]) -> None:
+        await self.app.enqueue(_TASKS[variant], args)
+
+    async def enqueue_many(self, variant: str, args_list: list[dict[str, Any]]) -> None:
+        await self.app.enqueue_many(_TASKS[variant], args_list)
+
+    async def start_worker(self, variant: str, drain: Drain) -> StopWorker:
+        task = asyncio.ensure_future(self.app.run_worker(concurrency=drain.concurrency))
+
+        async def stop() -> None:
+            await self.app.stop()
+            try:
+                await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT)
+            except asyncio.TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+        await asyncio.sleep(0)  # let the worker begin before the caller's clock matters
+        return stop
+
+    async def stored(self) -> int:
+        return await self.count(f"SELECT count(*) FROM {SCHEMA}.jobs")
+
+    async def finished(self) -> int:
+        return await self.count(f"SELECT count(*) FROM {SCHEMA}.jobs WHERE state = 'done'")
+
+    async def unfinished(self) -> int:
+        return await self.count(
+            f"SELECT count(*) FROM {SCHEMA}.jobs WHERE state IN ('queued', 'running')"
+        )

@@ -1,0 +1,60 @@
+"""The benchmark as CI runs it: ``python -m bench --smoke`` completes and every job ran.
+
+Not a timed test: it asserts nothing about speed, only that each scenario ran to the end
+and that the counts the harness read back from the database match what it enqueued.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SONIQ_SCENARIOS = {
+    "enqueue_single",
+    "enqueue_bulk",
+    "drain_c10",
+    "drain_c100",
+    "latency",
+    "worker_rss",
+}
+
+
+@pytest.mark.timeout(240)
+def test_smoke_run_completes_and_every_job_ran(database_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--json", str(out),
+         "--database-url", database_url],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=200,
+    )  # fmt: skip
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert "soniq" in done.stdout  # the table was printed
+
+    report = json.loads(out.read_text())
+    assert report["smoke"] is True
+    assert report["systems"]["soniq"]["status"] == "ran"
+    assert set(report["results"]["soniq"]) >= SONIQ_SCENARIOS
+    assert {"drain_c10", "drain_c100"} <= set(report["results"]["soniq-nomodel"])
+    assert report["machine"]["postgresql"]["server_version"]
+    assert report["targets"], "the target checks are part of the report"
+
+    measured = report["measurements"]
+    soniq = [m for m in measured if m["system"] == "soniq"]
+    assert {m["scenario"] for m in soniq} >= SONIQ_SCENARIOS
+    for m in measured:  # every system that ran: nothing failed, every job accounted for
+        where = f"{m['variant']} {m['scenario']}"
+        assert m["error"] is None, f"{where}: {m['error']}"
+        assert m["verified"], f"{where}: counts in the database did not match"
+        assert m["jobs_enqueued"] > 0, where
+        if m["jobs_ran"] is not None:
+            assert m["jobs_ran"] == m["jobs_enqueued"], where
+    assert report["all_jobs_verified"] is True
