@@ -21,15 +21,16 @@ from soniq.contracts import ContractsReport, check_waiting_jobs
 from soniq.db.connection import (
     EMBEDDED,
     create_pool,
+    pooled,
     resolve_database_url,
     translate_errors,
 )
-from soniq.db.jobs import JobStore
+from soniq.db.jobs import JobStore, NewJob
 from soniq.db.migrate import check_current, migrate
 from soniq.db.reports import ReportStore, Status
 from soniq.db.workers import WorkerStore
 from soniq.dead_letter import DeadLetterQueue
-from soniq.enqueue import build_job, encode_args, resolve_target
+from soniq.enqueue import Target, build_job, encode_args, encode_many, resolve_target
 from soniq.errors import ConfigurationError, JobNotFoundError, RegistrationError
 from soniq.job import Job
 from soniq.names import check_queue_name, check_schema_name
@@ -46,6 +47,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 SCHEMA_ENV = "SONIQ_SCHEMA"
 DEFAULT_SCHEMA = "soniq"
 _DEDUP_RACE_RETRIES = 5
+_BULK_CHUNK = 1000
 
 
 def _positive(name: str, value: timedelta) -> timedelta:
@@ -361,10 +363,6 @@ class Soniq:
         """Validate every item first (one bad item: nothing written, the error names its
         index), then store them all in one statement; returns ids in input order."""
         resolved = resolve_target(target, self._registry, default_retries=self._default_retries)
-        encoded = [
-            encode_args(resolved, args, max_bytes=self._max_args_bytes, index=i)
-            for i, args in enumerate(args_list)
-        ]
         template = build_job(
             resolved,
             "{}",
@@ -374,11 +372,48 @@ class Soniq:
             delay=delay,
             dedup_key=None,
         )
-        if not encoded:
+        items = list(args_list)
+        if not items:
             return []
-        db = connection if connection is not None else await self._get_pool()
+        if connection is not None:
+            return await self._insert_many(connection, resolved, template, items)
+        pool = await self._get_pool()
         with translate_errors(self._url, self.schema):
-            return await self._store.insert_many(db, template, encoded)
+            async with pooled(pool) as conn:
+                return await self._insert_many(conn, resolved, template, items)
+
+    async def _insert_many(
+        self, conn: asyncpg.Connection, resolved: Target, template: NewJob, items: list[Any]
+    ) -> list[int]:
+        """Encode chunk k+1 while the server inserts chunk k, all in one transaction (a
+        savepoint inside the caller's): a bad item anywhere rolls everything back, so the
+        result is all or nothing, as if every item had been validated first."""
+        ids: list[int] = []
+        inserting: asyncio.Future[list[int]] | None = None
+        with translate_errors(self._url, self.schema):
+            async with conn.transaction():
+                try:
+                    for start in range(0, len(items), _BULK_CHUNK):
+                        chunk = encode_many(
+                            resolved,
+                            items[start : start + _BULK_CHUNK],
+                            max_bytes=self._max_args_bytes,
+                            start=start,
+                        )
+                        if inserting is not None:
+                            ids += await inserting
+                        inserting = asyncio.ensure_future(
+                            self._store.insert_many(conn, template, chunk)
+                        )
+                        await asyncio.sleep(0)  # let it send the statement before we encode on
+                    assert inserting is not None
+                    ids += await inserting
+                except BaseException:
+                    if inserting is not None and not inserting.done():
+                        # the connection must be idle before the transaction can roll back
+                        await asyncio.gather(inserting, return_exceptions=True)
+                    raise
+        return ids
 
     # -- inspection ---------------------------------------------------------------------
 

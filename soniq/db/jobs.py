@@ -240,10 +240,9 @@ class JobStore:
             DELETE FROM {t} WHERE id IN (
                 SELECT id FROM {t}
                 WHERE state IN ('done', 'cancelled') AND finished_at < now() - $1::interval
+                -- oldest ids first through the primary key: no index on finished jobs needed
+                ORDER BY id
                 LIMIT $2)"""
-        self._next_due = f"""
-            SELECT min(scheduled_at) FROM {t}
-            WHERE state = 'queued' {{queue_filter}}"""
         self._get = f"SELECT {_JOB_COLUMNS} FROM {t} WHERE id = $1"
         self._list_dead = f"""
             SELECT {_JOB_COLUMNS} FROM {t}
@@ -396,17 +395,6 @@ class JobStore:
         """Delete up to ``limit`` done or cancelled jobs older than ``older_than``."""
         status: str = await db.execute(self._prune_finished, older_than, limit)
         return int(status.rsplit(" ", 1)[-1])
-
-    async def next_due(self, db: Executor, queues: Sequence[str] | None) -> datetime | None:
-        """When the earliest queued job in these queues becomes due."""
-        if queues is None:
-            value = await db.fetchval(self._next_due.replace("{queue_filter}", ""))
-        else:
-            value = await db.fetchval(
-                self._next_due.replace("{queue_filter}", "AND queue = ANY($1::text[])"),
-                list(queues),
-            )
-        return value  # type: ignore[no-any-return]
 
     async def get(self, db: Executor, job_id: int) -> Job | None:
         row = await db.fetchrow(self._get, job_id)
