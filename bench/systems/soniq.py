@@ -13,6 +13,7 @@ from bench.systems.base import Drain, StopWorker, System, Variant
 from soniq import Soniq
 
 SCHEMA = "soniq"
+BEST_CONCURRENCY = 500
 MODEL_TASK = "bench.noop"
 RAW_TASK = "bench.raw"
 STOP_TIMEOUT = 30.0
@@ -37,7 +38,11 @@ class SoniqSystem(System):
 
     def variants(self) -> list[Variant]:
         def drains(label: str) -> tuple[Drain, ...]:
-            return tuple(Drain(drain_scenario(c), c, f"{label}c{c}") for c in DRAIN_CONCURRENCIES)
+            # BEST_CONCURRENCY mirrors pgqueuer's batch 500: each system's best setting.
+            return tuple(
+                Drain(drain_scenario(c), c, f"{label}c{c}")
+                for c in (*DRAIN_CONCURRENCIES, BEST_CONCURRENCY)
+            )
 
         return [
             Variant("soniq", "soniq", (SINGLE, BULK, LATENCY, RSS), drains("")),

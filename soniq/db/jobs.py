@@ -197,6 +197,18 @@ class JobStore:
                  AS o(id, token, state, delay, reason, message, detail)
             WHERE j.id = o.id AND j.claim_token = o.token
             RETURNING j.id"""
+        self._record_done = f"""
+            UPDATE {t} AS j SET
+                state = 'done',
+                finished_at = now(),
+                claim_token = NULL,
+                lease_expires_at = NULL,
+                error_reason = NULL,
+                error_message = NULL,
+                error_detail = NULL
+            FROM unnest($1::bigint[], $2::uuid[]) AS o(id, token)
+            WHERE j.id = o.id AND j.claim_token = o.token
+            RETURNING j.id"""
         self._release = f"""
             UPDATE {t} AS j SET
                 state = 'queued',
@@ -353,21 +365,35 @@ class JobStore:
         ]
 
     async def record_outcomes(self, db: Executor, outcomes: Sequence[Outcome]) -> set[int]:
-        """Write finished attempts; returns the ids still owned (the others were fenced out)."""
-        rows = await db.fetch(
-            self._record_outcomes,
-            [o.job_id for o in outcomes],
-            [o.claim_token for o in outcomes],
-            [o.state for o in outcomes],
-            [o.retry_delay for o in outcomes],
-            [o.error.reason if o.error else None for o in outcomes],
-            [storable_text(o.error.message) if o.error else None for o in outcomes],
-            [
-                json.dumps(o.error.detail) if o.error and o.error.detail is not None else None
-                for o in outcomes
-            ],
-        )
-        return {row["id"] for row in rows}
+        """Write finished attempts; returns the ids still owned (the others were fenced out).
+
+        Successes, the bulk of any batch, go through a lean statement of two arrays; the
+        rest (retries, dead letters) through the general one.
+        """
+        done = [o for o in outcomes if o.state == "done"]
+        failed = [o for o in outcomes if o.state != "done"] if len(done) < len(outcomes) else []
+        owned: set[int] = set()
+        if done:
+            rows = await db.fetch(
+                self._record_done, [o.job_id for o in done], [o.claim_token for o in done]
+            )
+            owned.update(row["id"] for row in rows)
+        if failed:
+            rows = await db.fetch(
+                self._record_outcomes,
+                [o.job_id for o in failed],
+                [o.claim_token for o in failed],
+                [o.state for o in failed],
+                [o.retry_delay for o in failed],
+                [o.error.reason if o.error else None for o in failed],
+                [storable_text(o.error.message) if o.error else None for o in failed],
+                [
+                    json.dumps(o.error.detail) if o.error and o.error.detail is not None else None
+                    for o in failed
+                ],
+            )
+            owned.update(row["id"] for row in rows)
+        return owned
 
     async def release(self, db: Executor, claims: Sequence[tuple[int, uuid.UUID]]) -> set[int]:
         """Give claimed jobs back to the queue without spending their attempt."""
