@@ -283,6 +283,11 @@ def encode_args(target: Target, args: object, *, max_bytes: int, index: int | No
     to validate again, so what a worker reads back is what was accepted here.
     """
     model = target.model
+    if model is not None and type(args) is dict:
+        try:
+            return _encode_dict_fast(model, args, max_bytes)
+        except _Unusual:
+            pass
     if model is not None:
         text = _encode_with_model(target, model, args, index)
     else:
@@ -296,41 +301,35 @@ def encode_args(target: Target, args: object, *, max_bytes: int, index: int | No
 def encode_many(
     target: Target, items: Sequence[object], *, max_bytes: int, start: int = 0
 ) -> list[str]:
-    """:func:`encode_args` for many items, with the same checks, faster: dict items for a
-    model go straight to pydantic-core; anything unusual (and every refusal, so its error
-    is exactly that of a single enqueue) takes the general path. Indexes count from
-    ``start``."""
-    model = target.model
-    if model is None:
-        return [
-            encode_args(target, args, max_bytes=max_bytes, index=i)
-            for i, args in enumerate(items, start=start)
-        ]
+    """:func:`encode_args` for each item; indexes in errors count from ``start``."""
+    return [
+        encode_args(target, args, max_bytes=max_bytes, index=i)
+        for i, args in enumerate(items, start=start)
+    ]
+
+
+def _encode_dict_fast(model: type[BaseModel], args: dict[str, Any], max_bytes: int) -> str:
+    """The common case straight through pydantic-core: a dict that validates, whose JSON
+    is within the size limit and reads back to the same values. Anything else raises
+    :class:`_Unusual` and takes the general path, which explains the refusal."""
     validator = model.__pydantic_validator__
-    serializer = model.__pydantic_serializer__
-    texts: list[str] = []
-    for i, args in enumerate(items, start=start):
-        try:
-            if type(args) is not dict:
-                raise _Unusual
-            instance = validator.validate_python(args)
-            raw = serializer.to_json(instance, by_alias=True)
-            stored = validator.validate_json(raw)
-            if (
-                len(raw) > max_bytes
-                or stored.__dict__ != instance.__dict__
-                or stored.__pydantic_extra__ != instance.__pydantic_extra__
-            ):
-                raise _Unusual
-        except (_Unusual, ValidationError, PydanticSerializationError):
-            texts.append(encode_args(target, args, max_bytes=max_bytes, index=i))
-            continue
-        texts.append(raw.decode())
-    return texts
+    try:
+        instance = validator.validate_python(args)
+        raw = model.__pydantic_serializer__.to_json(instance, by_alias=True)
+        stored = validator.validate_json(raw)
+    except (ValidationError, PydanticSerializationError) as exc:
+        raise _Unusual from exc
+    if (
+        len(raw) > max_bytes
+        or stored.__dict__ != instance.__dict__
+        or stored.__pydantic_extra__ != instance.__pydantic_extra__
+    ):
+        raise _Unusual
+    return raw.decode()
 
 
 class _Unusual(Exception):
-    """An item the fast path of :func:`encode_many` leaves to the general path."""
+    """A case the fast path of :func:`encode_args` leaves to the general path."""
 
 
 def scheduled_time(

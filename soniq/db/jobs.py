@@ -118,19 +118,24 @@ class JobStore:
         self.schema = schema
         self.channel = f"{schema}.jobs"
         t = f"{schema}.jobs"
-        self._insert = f"""
+        insert = f"""
             WITH inserted AS (
                 INSERT INTO {t} (task_name, queue, args, priority, max_attempts, scheduled_at,
                                  dedup_key, contract_version, contract_fingerprint)
                 VALUES ($1, $2, $3::json, $4, $5, coalesce($6, now()), $7, $8, $9)
-                ON CONFLICT (dedup_key)
-                    WHERE dedup_key IS NOT NULL AND state IN ('queued', 'running')
-                    DO NOTHING
+                {{on_conflict}}
                 RETURNING id, queue
             )
             -- pg_notify inside the statement: one round trip, and in a caller's
             -- transaction the notification is only delivered at commit.
             SELECT id, pg_notify($10, queue) FROM inserted"""
+        # Only a job with a dedup_key pays for ON CONFLICT's speculative insertion.
+        self._insert = insert.replace("{on_conflict}", "")
+        self._insert_dedup = insert.replace(
+            "{on_conflict}",
+            "ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL "
+            "AND state IN ('queued', 'running') DO NOTHING",
+        )
         self._live_id_for_dedup_key = f"""
             SELECT id FROM {t}
             WHERE dedup_key = $1 AND state IN ('queued', 'running')"""
@@ -288,7 +293,7 @@ class JobStore:
     async def insert(self, db: Executor, job: NewJob) -> int | None:
         """Insert one job and wake a worker; ``None`` when its dedup_key is already live."""
         row = await db.fetchrow(
-            self._insert,
+            self._insert if job.dedup_key is None else self._insert_dedup,
             job.task_name,
             job.queue,
             job.args_json,
