@@ -12,14 +12,17 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, overload
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from pydantic import BaseModel
 
 from soniq import embedded
 from soniq.contracts import ContractsReport, check_waiting_jobs
+from soniq.cron import Cron
 from soniq.db.connection import (
     EMBEDDED,
+    connect,
     create_pool,
     pooled,
     resolve_database_url,
@@ -27,22 +30,33 @@ from soniq.db.connection import (
 )
 from soniq.db.jobs import JobStore, NewJob
 from soniq.db.migrate import check_current, migrate
+from soniq.db.periodic import PeriodicStore
 from soniq.db.reports import ReportStore, Status
 from soniq.db.workers import WorkerStore
 from soniq.dead_letter import DeadLetterQueue
 from soniq.enqueue import Target, build_job, encode_args, encode_many, resolve_target
-from soniq.errors import ConfigurationError, JobNotFoundError, RegistrationError
-from soniq.job import Job
+from soniq.errors import (
+    ConfigurationError,
+    JobFailedError,
+    JobNotFoundError,
+    RegistrationError,
+    ResultTimeoutError,
+)
+from soniq.job import Job, JobState
 from soniq.names import check_queue_name, check_schema_name
-from soniq.registry import Registry, Upcaster, build_spec
+from soniq.periodic import Schedule
+from soniq.registry import Middleware, Registry, Upcaster, build_spec
 from soniq.task_ref import ArgsT, TaskRef
+from soniq.waiting import wait_event
 from soniq.worker.executor import RetryPolicy
 from soniq.worker.presence import Presence
+from soniq.worker.scheduler import Scheduler
 from soniq.worker.worker import Worker, WorkerConfig
 
 logger = logging.getLogger("soniq")
 
 F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M", bound=BaseModel)
 
 SCHEMA_ENV = "SONIQ_SCHEMA"
 DEFAULT_SCHEMA = "soniq"
@@ -104,6 +118,7 @@ class Soniq:
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
         self._worker: Worker | None = None
+        self._schedules: list[Schedule] = []
         self.dead_letter = DeadLetterQueue(self._store, self._get_pool, lambda: self._url)
 
     # -- connection ---------------------------------------------------------------------
@@ -177,12 +192,14 @@ class Soniq:
         retries: int | None = None,
         timeout: timedelta | float | None = None,
         priority: int | None = None,
+        result: type[BaseModel] | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function as the handler of a task.
 
         ``@app.job(name="billing.send")`` or ``@app.job(SEND_INVOICE)`` (name, model and queue
         from the ref). The handler receives the validated args as keyword arguments, and a
-        :class:`~soniq.JobContext` if it declares a parameter annotated with it.
+        :class:`~soniq.JobContext` if it declares a parameter annotated with it. Its return
+        value is stored as the job's result (JSON; validated against ``result`` if given).
         """
         if ref is not None:
             if not isinstance(ref, TaskRef):
@@ -209,6 +226,7 @@ class Soniq:
                 timeout=timeout,
                 priority=priority,
                 ref=ref,
+                result_model=result,
             )
             self._registry.add(spec)
             return handler
@@ -250,6 +268,126 @@ class Soniq:
             return upcaster
 
         return register
+
+    def middleware(self, middleware: Middleware) -> Middleware:
+        """Register ``async def mw(ctx: JobContext, call_next) -> Any`` around every job this
+        app's workers run; the first registered is outermost. ``await call_next()`` runs the
+        rest of the chain and the handler and returns its result; an exception escaping the
+        middleware fails the attempt like one from the handler."""
+        if not callable(middleware):
+            raise RegistrationError("@app.middleware must decorate an async function")
+        self._registry.middleware.append(middleware)
+        return middleware
+
+    @overload
+    def periodic(
+        self,
+        target: TaskRef[Any],
+        /,
+        *,
+        cron: str | None = None,
+        every: timedelta | None = None,
+        timezone: str = "UTC",
+        args: Mapping[str, Any] | BaseModel | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        catch_up: int = 1,
+    ) -> None: ...
+
+    @overload
+    def periodic(
+        self,
+        target: None = None,
+        /,
+        *,
+        cron: str | None = None,
+        every: timedelta | None = None,
+        timezone: str = "UTC",
+        args: Mapping[str, Any] | BaseModel | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        catch_up: int = 1,
+    ) -> Callable[[F], F]: ...
+
+    def periodic(
+        self,
+        target: TaskRef[Any] | None = None,
+        /,
+        *,
+        cron: str | None = None,
+        every: timedelta | None = None,
+        timezone: str = "UTC",
+        args: Mapping[str, Any] | BaseModel | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        catch_up: int = 1,
+    ) -> Callable[[F], F] | None:
+        """Enqueue a task on a schedule, from inside this app's workers.
+
+        Stacked above ``@app.job``: ``@app.periodic(cron="*/5 * * * *",
+        timezone="Europe/Berlin")`` or ``@app.periodic(every=timedelta(minutes=5))``; or
+        for a task ref with fixed args: ``app.periodic(SEND_REPORT, args={...}, cron=...)``.
+        Each tick is enqueued exactly once however many workers run. After downtime, at
+        most ``catch_up`` missed ticks are enqueued (the most recent ones; 0: none).
+        """
+        if (cron is None) == (every is None):
+            raise RegistrationError("@app.periodic needs exactly one of cron=... or every=...")
+        parsed: Cron | None = None
+        if cron is not None:
+            try:
+                parsed = Cron(cron)
+            except ValueError as exc:
+                raise RegistrationError(str(exc)) from None
+        if every is not None and (not isinstance(every, timedelta) or every <= timedelta(0)):
+            raise RegistrationError(f"every= must be a positive timedelta, got {every!r}")
+        try:
+            zone = ZoneInfo(timezone)
+        except (ValueError, LookupError):
+            raise RegistrationError(f"unknown time zone {timezone!r}") from None
+        if isinstance(catch_up, bool) or not isinstance(catch_up, int) or catch_up < 0:
+            raise RegistrationError("catch_up must be an integer >= 0")
+        if parsed is not None:
+            try:
+                parsed.next_after(datetime.now(zone), zone)
+            except ValueError as exc:
+                raise RegistrationError(str(exc)) from None
+
+        def add(task: TaskRef[Any] | Callable[..., Any]) -> None:
+            resolved = resolve_target(task, self._registry, default_retries=self._default_retries)
+            args_json = encode_args(resolved, args, max_bytes=self._max_args_bytes)
+            job = build_job(
+                resolved,
+                args_json,
+                queue=queue,
+                priority=priority,
+                scheduled_at=None,
+                delay=None,
+                dedup_key=None,
+            )
+            when = f"cron {cron} {timezone}" if cron is not None else f"every {every}"
+            key = f"{job.task_name} {when} {args_json}"
+            if any(s.key == key for s in self._schedules):
+                raise RegistrationError(f"periodic {key!r} is already registered")
+            self._schedules.append(Schedule(key, job, parsed, every, zone, catch_up))
+
+        if target is not None:
+            if not isinstance(target, TaskRef):
+                raise RegistrationError(
+                    "app.periodic() takes a TaskRef positionally, or decorates a registered job"
+                )
+            add(target)
+            return None
+
+        def decorate(handler: F) -> F:
+            if self._registry.for_handler(handler) is None:
+                raise RegistrationError(
+                    "@app.periodic must be stacked above @app.job (it schedules a registered "
+                    f"job; {getattr(handler, '__qualname__', handler)!r} is not one)"
+                )
+            add(handler)
+            return handler
+
+        return decorate
 
     # -- enqueue ------------------------------------------------------------------------
 
@@ -426,6 +564,76 @@ class Soniq:
             raise JobNotFoundError(job_id)
         return job
 
+    async def list_jobs(
+        self,
+        *,
+        state: JobState | str | None = None,
+        queue: str | None = None,
+        task_name: str | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        """Jobs matching every given filter, newest first (at most ``limit``)."""
+        state_value = None if state is None else JobState(state).value
+        pool = await self._get_pool()
+        with translate_errors(self._url, self.schema):
+            return await self._store.list_jobs(
+                pool, state=state_value, queue=queue, task_name=task_name, limit=limit
+            )
+
+    @overload
+    async def get_result(self, job_id: int, *, timeout: timedelta | float) -> Any: ...
+
+    @overload
+    async def get_result(self, job_id: int, *, timeout: timedelta | float, model: type[M]) -> M: ...
+
+    async def get_result(
+        self,
+        job_id: int,
+        *,
+        timeout: timedelta | float,
+        model: type[BaseModel] | None = None,
+    ) -> Any:
+        """Wait for the job to finish and return its handler's return value (parsed JSON, or
+        an instance of ``model``). Raises :class:`JobFailedError` if the job is dead-lettered
+        or cancelled, :class:`ResultTimeoutError` if it has not finished within ``timeout``,
+        and :class:`JobNotFoundError` if it does not exist (or was pruned)."""
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        finished = asyncio.Event()
+
+        def on_finished(_c: object, _pid: int, _channel: str, payload: str) -> None:
+            if payload == str(job_id):
+                finished.set()
+
+        pool = await self._get_pool()
+        conn = await connect(self._url, self.schema)
+        try:
+            with translate_errors(self._url, self.schema):
+                await conn.add_listener(self._store.results_channel, on_finished)
+                # Listening before the first look: a job finishing in between still wakes us.
+                while True:
+                    finished.clear()
+                    job = await self._store.get(pool, job_id)
+                    if job is None:
+                        raise JobNotFoundError(job_id)
+                    if job.state is JobState.DONE:
+                        return job.result if model is None else model.model_validate(job.result)
+                    if job.state in (JobState.DEAD, JobState.CANCELLED):
+                        raise JobFailedError(job_id, job.state.value, job.error)
+                    if not await wait_event(finished, max(0.0, deadline - loop.time())):
+                        raise ResultTimeoutError(job_id, seconds)
+        finally:
+            await conn.close()
+
+    async def cancel(self, job_id: int) -> bool:
+        """Cancel a job: a queued job becomes ``cancelled`` at once; a running one is asked to
+        stop (its worker cancels the handler within about a second, and the job ends
+        ``cancelled``, not retried). False when the job is already finished or missing."""
+        pool = await self._get_pool()
+        with translate_errors(self._url, self.schema):
+            return await self._store.cancel(pool, job_id) is not None
+
     async def status(self) -> Status:
         """Per-queue counts, live workers, and jobs waiting for a newer consumer."""
         pool = await self._get_pool()
@@ -509,19 +717,32 @@ class Soniq:
                 lease=config.lease,
             ).run()
         )
+        services = [presence]
+        if self._schedules:
+            scheduler = Scheduler(PeriodicStore(self.schema), pool, self._schedules)
+            services.append(asyncio.ensure_future(scheduler.run()))
         restore_signals = _handle_signals(worker)
         try:
             await worker.run()
         finally:
             restore_signals()
-            presence.cancel()
-            await asyncio.gather(presence, return_exceptions=True)
+            for service in services:
+                service.cancel()
+            await asyncio.gather(*services, return_exceptions=True)
             self._worker = None
 
     async def stop(self) -> None:
         """Ask the running worker to shut down gracefully (see :meth:`run_worker`)."""
         if self._worker is not None:
             self._worker.stop()
+
+    async def drain(self, queues: Sequence[str] | str | None = None) -> int:
+        """Run every due job of ``queues`` (all when None) in this process, through the
+        worker's claim, validation and outcome path, until none is due; returns how many
+        attempts ran. Meant for tests: see :func:`soniq.testing.drain`."""
+        from soniq.testing import drain
+
+        return await drain(self, queues)
 
 
 def _handle_signals(worker: Worker) -> Callable[[], None]:

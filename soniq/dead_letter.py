@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 
 import asyncpg
 
@@ -13,6 +14,11 @@ from soniq.errors import ConfigurationError
 from soniq.job import Job
 
 _REPLAY_RACE_RETRIES = 5
+_BULK_BATCH = 1000
+_NO_ID_ABOVE = 2**63 - 1
+
+# Called after each batch of a bulk operation with (done so far, matching at the start).
+Progress = Callable[[int, int], None]
 
 
 class DeadLetterQueue:
@@ -49,6 +55,63 @@ class DeadLetterQueue:
                     # A job with the same dedup_key was enqueued while replaying: look again.
                     continue
             return await self._store.replay(pool, ids)
+
+    async def replay_all(
+        self,
+        *,
+        task_name: str | None = None,
+        queue: str | None = None,
+        older_than: timedelta | None = None,
+        progress: Progress | None = None,
+    ) -> int:
+        """Replay every dead job matching the filters, in batches of 1,000 (each its own
+        statement, so claiming goes on meanwhile); returns how many were replayed."""
+        return await self._bulk(self.replay, task_name, queue, older_than, progress)
+
+    async def purge_all(
+        self,
+        *,
+        task_name: str | None = None,
+        queue: str | None = None,
+        older_than: timedelta | None = None,
+        progress: Progress | None = None,
+    ) -> int:
+        """Delete every dead job matching the filters, in batches of 1,000; returns how many
+        were deleted."""
+
+        async def purge(ids: Sequence[int]) -> int:
+            return await self.purge(ids)
+
+        return await self._bulk(purge, task_name, queue, older_than, progress)
+
+    async def _bulk(
+        self,
+        apply: Callable[[Sequence[int]], Awaitable[builtins.list[int] | int]],
+        task_name: str | None,
+        queue: str | None,
+        older_than: timedelta | None,
+        progress: Progress | None,
+    ) -> int:
+        pool = await self._pool()
+        with translate_errors(self._url(), self._store.schema):
+            total = await self._store.count_dead(
+                pool, task_name=task_name, queue=queue, older_than=older_than
+            )
+            done, below = 0, _NO_ID_ABOVE
+            while ids := await self._store.dead_ids(
+                pool,
+                task_name=task_name,
+                queue=queue,
+                older_than=older_than,
+                below_id=below,
+                limit=_BULK_BATCH,
+            ):
+                applied = await apply(ids)
+                done += applied if isinstance(applied, int) else len(applied)
+                below = ids[-1]
+                if progress is not None:
+                    progress(done, total)
+        return done
 
     async def purge(self, job_ids: Sequence[int] | None = None) -> int:
         """Delete the given dead jobs, or all of them; returns how many were deleted."""

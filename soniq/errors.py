@@ -15,7 +15,9 @@
     │   ├── ArgsNotJSONError            args are not exactly representable as JSON
     │   ├── ArgsTooLargeError           args exceed the configured size
     │   └── UnknownTaskError            a function target that this app never registered
-    └── JobNotFoundError            no job with that id
+    ├── JobNotFoundError            no job with that id
+    ├── JobFailedError              get_result: the job was dead-lettered or cancelled
+    └── ResultTimeoutError          get_result: the job did not finish in time
 
 Errors carry what caused them (``task_name``, ``job_id``, ``errors``) as attributes, and their
 messages never contain a database password.
@@ -24,6 +26,8 @@ messages never contain a database password.
 from __future__ import annotations
 
 from typing import Any
+
+from soniq.job import JobError
 
 
 class SoniqError(Exception):
@@ -108,3 +112,24 @@ class JobNotFoundError(SoniqError):
     def __init__(self, job_id: int) -> None:
         super().__init__(f"job {job_id} does not exist (it may have been purged or pruned)")
         self.job_id = job_id
+
+
+class JobFailedError(SoniqError):
+    """The awaited job ended without a result: dead-lettered or cancelled. ``error`` says
+    why (``error.reason`` is ``"cancelled"`` for a cancelled job)."""
+
+    def __init__(self, job_id: int, state: str, error: JobError | None) -> None:
+        why = f": [{error.reason}] {error.message}" if error is not None else ""
+        super().__init__(f"job {job_id} is {state}{why}")
+        self.job_id = job_id
+        self.state = state
+        self.error = error
+
+
+class ResultTimeoutError(SoniqError):
+    """The awaited job had not finished when the timeout ran out; it may still finish."""
+
+    def __init__(self, job_id: int, timeout: float) -> None:
+        super().__init__(f"job {job_id} did not finish within {timeout:g}s")
+        self.job_id = job_id
+        self.timeout = timeout

@@ -15,7 +15,7 @@ class JobState(str, enum.Enum):
     RUNNING = "running"  # claimed by a worker holding a lease
     DONE = "done"  # handler returned; kept for the app's done_retention
     DEAD = "dead"  # dead-lettered: kept until replayed or purged
-    CANCELLED = "cancelled"
+    CANCELLED = "cancelled"  # by app.cancel(): never retried; kept like done jobs
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class Job:
     contract_version: int | None
     contract_fingerprint: str | None
     worker_id: str | None
+    result: Any = None  # a done job's return value, as parsed JSON
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import types
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, get_type_hints
@@ -18,6 +18,8 @@ from soniq.task_ref import TaskRef
 
 Handler = Callable[..., Any]
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+CallNext = Callable[[], Awaitable[Any]]
+Middleware = Callable[[JobContext, CallNext], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class JobSpec:
     is_async: bool
     context_param: str | None
     ref: TaskRef[Any] | None
+    result_model: type[BaseModel] | None = None
 
     @property
     def max_attempts(self) -> int:
@@ -97,6 +100,7 @@ def build_spec(
     timeout: timedelta | float | None,
     priority: int | None,
     ref: TaskRef[Any] | None,
+    result_model: type[BaseModel] | None = None,
 ) -> JobSpec:
     """Check a handler against its name, model and options, and describe it as a JobSpec."""
     check_task_name(name)
@@ -104,6 +108,10 @@ def build_spec(
         check_queue_name(queue)
     if not callable(handler):
         raise RegistrationError(f"@app.job({name!r}) must decorate a function")
+    if result_model is not None and not (
+        isinstance(result_model, type) and issubclass(result_model, BaseModel)
+    ):
+        raise RegistrationError(f"job {name!r}: result= must be a pydantic model class")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise RegistrationError(f"job {name!r}: retries must be an integer >= 0")
     if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
@@ -170,6 +178,7 @@ def build_spec(
         is_async=inspect.iscoroutinefunction(handler),
         context_param=context_param,
         ref=ref,
+        result_model=result_model,
     )
 
 
@@ -180,6 +189,7 @@ class Registry:
         self._by_name: dict[str, JobSpec] = {}
         self._by_handler: dict[Handler, JobSpec] = {}
         self._upcasters: dict[str, dict[int, Upcaster]] = {}
+        self.middleware: list[Middleware] = []
 
     def add(self, spec: JobSpec) -> None:
         existing = self._by_name.get(spec.name)

@@ -20,10 +20,12 @@ EXPECTED_ALL = [
     "Job",
     "JobContext",
     "JobError",
+    "JobFailedError",
     "JobNotFoundError",
     "JobState",
     "MigrationError",
     "RegistrationError",
+    "ResultTimeoutError",
     "SchemaNotReadyError",
     "Soniq",
     "SoniqError",
@@ -85,6 +87,8 @@ def test_error_hierarchy_matches_the_documented_tree() -> None:
         soniq.ArgsTooLargeError: soniq.EnqueueError,
         soniq.UnknownTaskError: soniq.EnqueueError,
         soniq.JobNotFoundError: soniq.SoniqError,
+        soniq.JobFailedError: soniq.SoniqError,
+        soniq.ResultTimeoutError: soniq.SoniqError,
     }
     for error, parent in parents.items():
         assert error.__bases__ == (parent,), error

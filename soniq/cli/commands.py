@@ -1,4 +1,4 @@
-"""Commands: setup, worker, jobs show, dead-letter list|replay|purge.
+"""Commands: setup, worker, jobs show, cancel, dead-letter list|replay|purge.
 
 Exit codes: 0 success; 1 a Soniq error (printed as one line, never with a traceback or a
 password); 2 a usage error; 130 interrupted before a worker was running.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from datetime import timedelta
 
 import click
@@ -25,7 +26,52 @@ from soniq.cli.common import (
     schema_option,
     with_app,
 )
+from soniq.dead_letter import Progress
 from soniq.job import Job
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def _duration(_ctx: object, _param: object, value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    match = re.fullmatch(r"(\d+)([smhd])", value.strip())
+    if match is None:
+        raise click.BadParameter(f"{value!r} is not a duration like 30s, 15m, 12h or 7d")
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+def _bulk_filters(fn: click.decorators.FC) -> click.decorators.FC:
+    """--all and the filters that narrow it."""
+    for decorator in reversed(
+        [
+            click.option("--all", "every", is_flag=True, help="Every dead job (matching filters)."),
+            click.option("--task", "task_name", default=None, help="With --all: only this task."),
+            click.option("--queue", default=None, help="With --all: only this queue."),
+            click.option(
+                "--older-than",
+                default=None,
+                callback=_duration,
+                help="With --all: only jobs dead for longer than this (30s, 15m, 12h, 7d).",
+            ),
+        ]
+    ):
+        fn = decorator(fn)
+    return fn
+
+
+def _check_bulk(job_ids: tuple[int, ...], every: bool, filtered: bool) -> None:
+    if bool(job_ids) == every:
+        raise click.UsageError("give job ids, or --all (not both)")
+    if filtered and not every:
+        raise click.UsageError("--task, --queue and --older-than go with --all")
+
+
+def _progress(verb: str) -> Progress:
+    def report(done: int, total: int) -> None:
+        click.echo(f"{verb} {done}/{total}", err=True)
+
+    return report
 
 
 def _print_job(job: Job) -> None:
@@ -35,6 +81,8 @@ def _print_job(job: Job) -> None:
     if job.finished_at is not None:
         click.echo(f"  finished   {job.finished_at:%Y-%m-%d %H:%M:%S%z}")
     click.echo(f"  args       {json.dumps(job.args)}")
+    if job.result is not None:
+        click.echo(f"  result     {json.dumps(job.result)}")
     if job.error is not None:
         click.echo(f"  error      [{job.error.reason}] {job.error.message}")
 
@@ -170,14 +218,38 @@ def dead_letter_list(
 
 
 @dead_letter.command("replay")
-@click.argument("job_ids", nargs=-1, type=int, required=True)
+@click.argument("job_ids", nargs=-1, type=int)
+@_bulk_filters
 @database_option
 @schema_option
 @friendly_errors
 def dead_letter_replay(
-    job_ids: tuple[int, ...], database_url: str | None, schema: str | None
+    job_ids: tuple[int, ...],
+    every: bool,
+    task_name: str | None,
+    queue: str | None,
+    older_than: timedelta | None,
+    database_url: str | None,
+    schema: str | None,
 ) -> None:
-    """Send dead jobs back to their queue with attempts reset."""
+    """Send dead jobs back to their queue with attempts reset: the given ids, or --all
+    (optionally filtered), in batches with a progress line on stderr."""
+    _check_bulk(job_ids, every, any(f is not None for f in (task_name, queue, older_than)))
+    if every:
+        count = run(
+            lambda: with_app(
+                database_url,
+                schema,
+                lambda app: app.dead_letter.replay_all(
+                    task_name=task_name,
+                    queue=queue,
+                    older_than=older_than,
+                    progress=_progress("replayed"),
+                ),
+            )
+        )
+        click.echo(f"replayed {count} job(s)")
+        return
     replayed = run(
         lambda: with_app(database_url, schema, lambda app: app.dead_letter.replay(job_ids))
     )
@@ -189,16 +261,55 @@ def dead_letter_replay(
 
 @dead_letter.command("purge")
 @click.argument("job_ids", nargs=-1, type=int)
-@click.option("--all", "purge_all", is_flag=True, help="Purge every dead job.")
+@_bulk_filters
 @database_option
 @schema_option
 @friendly_errors
 def dead_letter_purge(
-    job_ids: tuple[int, ...], purge_all: bool, database_url: str | None, schema: str | None
+    job_ids: tuple[int, ...],
+    every: bool,
+    task_name: str | None,
+    queue: str | None,
+    older_than: timedelta | None,
+    database_url: str | None,
+    schema: str | None,
 ) -> None:
-    """Delete the given dead jobs, or all of them with --all."""
-    if bool(job_ids) == purge_all:
-        raise click.UsageError("give job ids, or --all (not both)")
-    ids = None if purge_all else list(job_ids)
-    count = run(lambda: with_app(database_url, schema, lambda app: app.dead_letter.purge(ids)))
+    """Delete the given dead jobs, or --all (optionally filtered), in batches with a
+    progress line on stderr."""
+    _check_bulk(job_ids, every, any(f is not None for f in (task_name, queue, older_than)))
+    if every:
+        count = run(
+            lambda: with_app(
+                database_url,
+                schema,
+                lambda app: app.dead_letter.purge_all(
+                    task_name=task_name,
+                    queue=queue,
+                    older_than=older_than,
+                    progress=_progress("purged"),
+                ),
+            )
+        )
+    else:
+        count = run(
+            lambda: with_app(database_url, schema, lambda app: app.dead_letter.purge(job_ids))
+        )
     click.echo(f"purged {count} dead job(s)")
+
+
+@main.command()
+@click.argument("job_ids", nargs=-1, type=int, required=True)
+@database_option
+@schema_option
+@friendly_errors
+def cancel(job_ids: tuple[int, ...], database_url: str | None, schema: str | None) -> None:
+    """Cancel jobs: queued ones at once, running ones are asked to stop."""
+
+    async def go(app: Soniq) -> list[int]:
+        return [job_id for job_id in job_ids if await app.cancel(job_id)]
+
+    cancelled = run(lambda: with_app(database_url, schema, go))
+    click.echo(f"cancelled {len(cancelled)} job(s)")
+    missing = sorted(set(job_ids) - set(cancelled))
+    if missing:
+        fail(f"already finished (or not found): {', '.join(map(str, missing))}")

@@ -1,4 +1,4 @@
-"""Commands that report: ``soniq status`` and ``soniq contracts check``."""
+"""Commands that report: ``soniq status``, ``soniq jobs list`` and ``soniq contracts check``."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from typing import Any
 import click
 
 from soniq.app import Soniq
-from soniq.cli.commands import main
+from soniq.cli.commands import jobs, main
 from soniq.cli.common import (
     database_option,
     friendly_errors,
+    job_dict,
     json_option,
     load_app,
     run,
@@ -24,6 +25,7 @@ from soniq.cli.common import (
 from soniq.contracts import ContractsReport
 from soniq.db.reports import Status
 from soniq.errors import ConfigurationError
+from soniq.job import JobState
 from soniq.task_ref import TaskRef
 
 
@@ -179,3 +181,52 @@ def contracts_check(
         _print_contracts(report)
     if not report.ok:
         sys.exit(1)
+
+
+@jobs.command("list")
+@click.option("--state", type=click.Choice([s.value for s in JobState]), default=None)
+@click.option("--queue", default=None, help="Only this queue.")
+@click.option("--task", "task_name", default=None, help="Only this task name.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
+@database_option
+@schema_option
+@json_option
+@friendly_errors
+def jobs_list(
+    state: str | None,
+    queue: str | None,
+    task_name: str | None,
+    limit: int,
+    database_url: str | None,
+    schema: str | None,
+    as_json: bool,
+) -> None:
+    """List jobs, newest first."""
+    found = run(
+        lambda: with_app(
+            database_url,
+            schema,
+            lambda app: app.list_jobs(state=state, queue=queue, task_name=task_name, limit=limit),
+        )
+    )
+    if as_json:
+        click.echo(json.dumps([job_dict(job) for job in found], indent=2))
+        return
+    if not found:
+        click.echo("no jobs")
+        return
+    _table(
+        ["ID", "TASK", "QUEUE", "STATE", "ATTEMPTS", "ENQUEUED", "ERROR"],
+        [
+            [
+                str(job.id),
+                job.task_name,
+                job.queue,
+                job.state.value,
+                f"{job.attempts}/{job.max_attempts}",
+                f"{job.enqueued_at:%Y-%m-%d %H:%M:%S}",
+                job.error.reason if job.error else "",
+            ]
+            for job in found
+        ],
+    )

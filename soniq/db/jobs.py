@@ -61,18 +61,20 @@ class ClaimedJob:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The result of one attempt: ``state`` is ``done``, ``queued`` (retry) or ``dead``."""
+    """The result of one attempt: ``state`` is ``done``, ``queued`` (retry), ``dead`` or
+    ``cancelled``; ``result_json`` is a done job's encoded return value (None for None)."""
 
     job_id: int
     claim_token: uuid.UUID
     state: str
     retry_delay: float = 0.0
     error: JobError | None = None
+    result_json: str | None = None
 
 
 _JOB_COLUMNS = """id, task_name, queue, args, state, priority, attempts, max_attempts,
     scheduled_at, enqueued_at, started_at, finished_at, error_reason, error_message,
-    error_detail, dedup_key, contract_version, contract_fingerprint, worker_id"""
+    error_detail, dedup_key, contract_version, contract_fingerprint, worker_id, result"""
 
 
 def _job_from_row(row: asyncpg.Record) -> Job:
@@ -102,6 +104,7 @@ def _job_from_row(row: asyncpg.Record) -> Job:
         contract_version=row["contract_version"],
         contract_fingerprint=row["contract_fingerprint"],
         worker_id=row["worker_id"],
+        result=None if row["result"] is None else json.loads(row["result"]),
     )
 
 
@@ -111,12 +114,19 @@ def storable_text(text: str) -> str:
     return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+_CANCELLED_MESSAGE = "'cancelled by app.cancel() before it finished'"
+
+
 class JobStore:
     """The statements on ``<schema>.jobs``; the schema is a checked identifier."""
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
         self.channel = f"{schema}.jobs"
+        # Payload: the id of a job that just finished (done, dead or cancelled).
+        self.results_channel = f"{schema}.results"
+        # Payload: the id of a running job that app.cancel() asked to stop.
+        self.cancel_channel = f"{schema}.cancel"
         t = f"{schema}.jobs"
         insert = f"""
             WITH inserted AS (
@@ -185,11 +195,14 @@ class JobStore:
                       j.enqueued_at, j.claim_token, j.contract_version"""
         self._claim_any = claim_head.replace("{queue_filter}", "")
         self._claim_queues = claim_head.replace("{queue_filter}", "AND queue = ANY($8::text[])")
+        # A failed attempt of a job whose cancellation was requested is not retried.
+        retry = "(o.state = 'queued' AND j.cancel_requested_at IS NULL)"
         self._record_outcomes = f"""
             UPDATE {t} AS j SET
-                state = o.state,
-                finished_at = CASE WHEN o.state = 'queued' THEN NULL ELSE now() END,
-                scheduled_at = CASE WHEN o.state = 'queued'
+                state = CASE WHEN o.state = 'queued' AND j.cancel_requested_at IS NOT NULL
+                             THEN 'cancelled' ELSE o.state END,
+                finished_at = CASE WHEN {retry} THEN NULL ELSE now() END,
+                scheduled_at = CASE WHEN {retry}
                                     THEN now() + make_interval(secs => o.delay)
                                     ELSE j.scheduled_at END,
                 claim_token = NULL,
@@ -201,7 +214,8 @@ class JobStore:
                         $6::text[], $7::json[])
                  AS o(id, token, state, delay, reason, message, detail)
             WHERE j.id = o.id AND j.claim_token = o.token
-            RETURNING j.id"""
+            RETURNING j.id,
+                      CASE WHEN j.state <> 'queued' THEN pg_notify($8, j.id::text) END"""
         self._record_done = f"""
             UPDATE {t} AS j SET
                 state = 'done',
@@ -210,26 +224,36 @@ class JobStore:
                 lease_expires_at = NULL,
                 error_reason = NULL,
                 error_message = NULL,
-                error_detail = NULL
-            FROM unnest($1::bigint[], $2::uuid[]) AS o(id, token)
+                error_detail = NULL,
+                result = o.result
+            FROM unnest($1::bigint[], $2::uuid[], $3::json[]) AS o(id, token, result)
             WHERE j.id = o.id AND j.claim_token = o.token
-            RETURNING j.id"""
+            RETURNING j.id, pg_notify($4, j.id::text)"""
+        # A released job whose cancellation was requested ends cancelled, not queued again.
+        cancelled = "j.cancel_requested_at IS NOT NULL"
         self._release = f"""
             UPDATE {t} AS j SET
-                state = 'queued',
-                attempts = j.attempts - 1,
+                state = CASE WHEN {cancelled} THEN 'cancelled' ELSE 'queued' END,
+                attempts = CASE WHEN {cancelled} THEN j.attempts ELSE j.attempts - 1 END,
+                finished_at = CASE WHEN {cancelled} THEN now() END,
+                error_reason = CASE WHEN {cancelled} THEN 'cancelled' ELSE j.error_reason END,
+                error_message = CASE WHEN {cancelled} THEN {_CANCELLED_MESSAGE}
+                                     ELSE j.error_message END,
+                error_detail = CASE WHEN {cancelled} THEN NULL ELSE j.error_detail END,
                 claim_token = NULL,
                 lease_expires_at = NULL,
                 worker_id = NULL,
-                started_at = NULL
+                started_at = CASE WHEN {cancelled} THEN j.started_at END
             FROM unnest($1::bigint[], $2::uuid[]) AS r(id, token)
             WHERE j.id = r.id AND j.claim_token = r.token
-            RETURNING j.id, pg_notify($3, j.queue)"""
+            RETURNING j.id, CASE WHEN j.state = 'queued' THEN pg_notify($3, j.queue)
+                                 ELSE pg_notify($4, j.id::text) END"""
         self._heartbeat = f"""
             UPDATE {t} AS j SET lease_expires_at = now() + $3::interval
             FROM unnest($1::bigint[], $2::uuid[]) AS h(id, token)
             WHERE j.id = h.id AND j.claim_token = h.token
-            RETURNING j.id"""
+            -- the fallback for a missed cancel notification
+            RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested"""
         self._rescue = f"""
             WITH expired AS (
                 SELECT id FROM {t}
@@ -239,8 +263,10 @@ class JobStore:
                 FOR UPDATE SKIP LOCKED
             )
             UPDATE {t} AS j SET
-                state = CASE WHEN j.attempts >= j.max_attempts THEN 'dead' ELSE 'queued' END,
-                finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
+                state = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                             WHEN j.attempts >= j.max_attempts THEN 'dead' ELSE 'queued' END,
+                finished_at = CASE WHEN j.cancel_requested_at IS NOT NULL
+                                     OR j.attempts >= j.max_attempts THEN now() END,
                 claim_token = NULL,
                 lease_expires_at = NULL,
                 error_reason = 'worker lost',
@@ -252,7 +278,8 @@ class JobStore:
                 error_detail = NULL,
                 worker_id = NULL
             FROM expired WHERE j.id = expired.id
-            RETURNING j.id, j.state, pg_notify($2, j.queue)"""
+            RETURNING j.id, j.state, CASE WHEN j.state = 'queued' THEN pg_notify($2, j.queue)
+                                          ELSE pg_notify($3, j.id::text) END"""
         self._prune_finished = f"""
             DELETE FROM {t} WHERE id IN (
                 SELECT id FROM {t}
@@ -261,6 +288,27 @@ class JobStore:
                 ORDER BY id
                 LIMIT $2)"""
         self._get = f"SELECT {_JOB_COLUMNS} FROM {t} WHERE id = $1"
+        self._cancel = f"""
+            UPDATE {t} AS j SET
+                state = CASE WHEN j.state = 'queued' THEN 'cancelled' ELSE j.state END,
+                finished_at = CASE WHEN j.state = 'queued' THEN now() END,
+                error_reason = CASE WHEN j.state = 'queued' THEN 'cancelled'
+                                    ELSE j.error_reason END,
+                error_message = CASE WHEN j.state = 'queued' THEN {_CANCELLED_MESSAGE}
+                                     ELSE j.error_message END,
+                error_detail = CASE WHEN j.state = 'queued' THEN NULL ELSE j.error_detail END,
+                cancel_requested_at = coalesce(j.cancel_requested_at, now())
+            WHERE j.id = $1 AND j.state IN ('queued', 'running')
+            -- a queued job is finished now; a running one is for its worker to stop
+            RETURNING j.state, CASE WHEN j.state = 'cancelled' THEN pg_notify($2, j.id::text)
+                                    ELSE pg_notify($3, j.id::text) END"""
+        self._list_jobs = f"""
+            SELECT {_JOB_COLUMNS} FROM {t}
+            WHERE ($1::text IS NULL OR state = $1)
+              AND ($2::text IS NULL OR queue = $2)
+              AND ($3::text IS NULL OR task_name = $3)
+            ORDER BY id DESC
+            LIMIT $4"""
         self._list_dead = f"""
             SELECT {_JOB_COLUMNS} FROM {t}
             WHERE state = 'dead'
@@ -268,6 +316,16 @@ class JobStore:
               AND ($2::text IS NULL OR queue = $2)
             ORDER BY finished_at DESC, id DESC
             LIMIT $3"""
+        dead_filter = """state = 'dead'
+              AND ($1::text IS NULL OR task_name = $1)
+              AND ($2::text IS NULL OR queue = $2)
+              AND ($3::interval IS NULL OR finished_at < now() - $3::interval)"""
+        self._count_dead = f"SELECT count(*) FROM {t} WHERE {dead_filter}"
+        self._dead_ids = f"""
+            SELECT id FROM {t}
+            WHERE {dead_filter} AND id < $4
+            ORDER BY id DESC
+            LIMIT $5"""
         self._replay = f"""
             UPDATE {t} SET
                 state = 'queued', attempts = 0, scheduled_at = now(), started_at = NULL,
@@ -380,7 +438,11 @@ class JobStore:
         owned: set[int] = set()
         if done:
             rows = await db.fetch(
-                self._record_done, [o.job_id for o in done], [o.claim_token for o in done]
+                self._record_done,
+                [o.job_id for o in done],
+                [o.claim_token for o in done],
+                [o.result_json for o in done],
+                self.results_channel,
             )
             owned.update(row["id"] for row in rows)
         if failed:
@@ -396,6 +458,7 @@ class JobStore:
                     json.dumps(o.error.detail) if o.error and o.error.detail is not None else None
                     for o in failed
                 ],
+                self.results_channel,
             )
             owned.update(row["id"] for row in rows)
         return owned
@@ -403,23 +466,28 @@ class JobStore:
     async def release(self, db: Executor, claims: Sequence[tuple[int, uuid.UUID]]) -> set[int]:
         """Give claimed jobs back to the queue without spending their attempt."""
         rows = await db.fetch(
-            self._release, [c[0] for c in claims], [c[1] for c in claims], self.channel
+            self._release,
+            [c[0] for c in claims],
+            [c[1] for c in claims],
+            self.channel,
+            self.results_channel,
         )
         return {row["id"] for row in rows}
 
     async def heartbeat(
         self, db: Executor, claims: Sequence[tuple[int, uuid.UUID]], lease: timedelta
-    ) -> set[int]:
-        """Extend the leases this worker still owns; returns those ids."""
+    ) -> dict[int, bool]:
+        """Extend the leases this worker still owns; returns those ids, each with whether
+        its cancellation was requested."""
         rows = await db.fetch(
             self._heartbeat, [c[0] for c in claims], [c[1] for c in claims], lease
         )
-        return {row["id"] for row in rows}
+        return {row["id"]: row["cancel_requested"] for row in rows}
 
     async def rescue_expired(self, db: Executor, *, limit: int) -> list[tuple[int, str]]:
         """Take back running jobs whose lease ran out: requeue them, or dead-letter them when
         their attempts are spent. Returns (id, new state) pairs."""
-        rows = await db.fetch(self._rescue, limit, self.channel)
+        rows = await db.fetch(self._rescue, limit, self.channel, self.results_channel)
         return [(row["id"], row["state"]) for row in rows]
 
     async def prune_finished(self, db: Executor, *, older_than: timedelta, limit: int) -> int:
@@ -431,11 +499,56 @@ class JobStore:
         row = await db.fetchrow(self._get, job_id)
         return None if row is None else _job_from_row(row)
 
+    async def cancel(self, db: Executor, job_id: int) -> str | None:
+        """Cancel a queued job, or ask the worker running it to stop; returns the job's state
+        afterwards (``cancelled`` or ``running``), None when it is not queued or running."""
+        row = await db.fetchrow(self._cancel, job_id, self.results_channel, self.cancel_channel)
+        return None if row is None else str(row["state"])
+
+    async def list_jobs(
+        self,
+        db: Executor,
+        *,
+        state: str | None,
+        queue: str | None,
+        task_name: str | None,
+        limit: int,
+    ) -> list[Job]:
+        """Jobs matching every given filter, newest first."""
+        rows = await db.fetch(self._list_jobs, state, queue, task_name, limit)
+        return [_job_from_row(row) for row in rows]
+
     async def list_dead(
         self, db: Executor, *, task_name: str | None, queue: str | None, limit: int
     ) -> list[Job]:
         rows = await db.fetch(self._list_dead, task_name, queue, limit)
         return [_job_from_row(row) for row in rows]
+
+    async def count_dead(
+        self,
+        db: Executor,
+        *,
+        task_name: str | None,
+        queue: str | None,
+        older_than: timedelta | None,
+    ) -> int:
+        """How many dead jobs match the filters (``older_than``: dead for longer than that)."""
+        return int(await db.fetchval(self._count_dead, task_name, queue, older_than))
+
+    async def dead_ids(
+        self,
+        db: Executor,
+        *,
+        task_name: str | None,
+        queue: str | None,
+        older_than: timedelta | None,
+        below_id: int,
+        limit: int,
+    ) -> list[int]:
+        """Ids of matching dead jobs below ``below_id``, highest first: one page of a bulk
+        operation."""
+        rows = await db.fetch(self._dead_ids, task_name, queue, older_than, below_id, limit)
+        return [row["id"] for row in rows]
 
     async def replay(self, db: Executor, job_ids: Sequence[int]) -> list[int]:
         """Move dead jobs back to the queue with their attempt count reset (except those whose

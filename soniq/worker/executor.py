@@ -7,17 +7,17 @@ import functools
 import json
 import random
 import traceback
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from soniq.db.jobs import ClaimedJob, Outcome
 from soniq.job import JobContext, JobError
-from soniq.registry import JobSpec, Upcaster
+from soniq.registry import CallNext, JobSpec, Middleware, Upcaster
 
 
 @dataclass(frozen=True)
@@ -117,12 +117,60 @@ def _cancelled_from_outside() -> bool:
     return cancelling is None or cancelling() > 0
 
 
-async def _call(spec: JobSpec, kwargs: dict[str, Any], threads: Executor) -> None:
+async def _call(spec: JobSpec, kwargs: dict[str, Any], threads: Executor) -> Any:
     if spec.is_async:
-        await spec.handler(**kwargs)
-    else:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(threads, functools.partial(spec.handler, **kwargs))
+        return await spec.handler(**kwargs)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(threads, functools.partial(spec.handler, **kwargs))
+
+
+def _invoke(
+    spec: JobSpec,
+    kwargs: dict[str, Any],
+    threads: Executor,
+    middleware: Sequence[Middleware],
+    context: JobContext | None,
+) -> Awaitable[Any]:
+    """The handler call wrapped in the middleware, the first registered outermost."""
+    call: CallNext = functools.partial(_call, spec, kwargs, threads)
+    if context is not None:
+        for wrap in reversed(middleware):
+            call = functools.partial(wrap, context, call)
+    return call()
+
+
+def _result(job: ClaimedJob, spec: JobSpec, value: Any) -> Outcome:
+    """A done outcome carrying the encoded return value; dead (``invalid result``) when the
+    value is not JSON or fails the result model: running it again would return the same."""
+    try:
+        if spec.result_model is not None and not isinstance(value, spec.result_model):
+            value = spec.result_model.model_validate(value)
+        if value is None:
+            return Outcome(job.id, job.claim_token, "done")
+        if isinstance(value, BaseModel):
+            text = value.model_dump_json()
+        else:
+            text = json.dumps(value, allow_nan=False)
+    except ValidationError as exc:
+        errors = json.loads(exc.json(include_url=False))
+        assert spec.result_model is not None
+        return _dead(
+            job,
+            "invalid result",
+            f"the handler's return value fails {spec.result_model.__name__}: {_fields(errors)}",
+            errors,
+        )
+    except (TypeError, ValueError) as exc:
+        return _dead(
+            job, "invalid result", f"the handler's return value is not JSON: {_describe(exc)}"
+        )
+    return Outcome(job.id, job.claim_token, "done", result_json=text)
+
+
+def _fields(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(value)'}: {e['msg']}" for e in errors
+    )
 
 
 async def run_attempt(
@@ -132,9 +180,11 @@ async def run_attempt(
     policy: RetryPolicy,
     threads: Executor,
     upcasters: Mapping[int, Upcaster],
+    middleware: Sequence[Middleware] = (),
 ) -> Outcome:
-    """Upcast and validate the stored args, call the handler, and turn what happened into an
-    Outcome. Cancellation (worker shutdown) propagates to the caller, which releases the job.
+    """Upcast and validate the stored args, call the handler through the middleware, and
+    turn what happened into an Outcome. Cancellation (worker shutdown, app.cancel())
+    propagates to the caller, which releases or cancels the job.
     """
     try:
         if (
@@ -150,21 +200,19 @@ async def run_attempt(
             values = spec.args_model.model_validate_json(job.args_json)
     except ValidationError as exc:
         errors = json.loads(exc.json(include_url=False))
-        fields = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(args)'}: {e['msg']}" for e in errors
-        )
         return _dead(
             job,
             "invalid arguments",
-            f"invalid arguments for {spec.args_model.__name__}: {fields}",
+            f"invalid arguments for {spec.args_model.__name__}: {_fields(errors)}",
             errors,
         )
 
     # Not dict(values): that probes the model for a keys() attribute, which raises inside
     # pydantic on every job.
     kwargs = {**values.__dict__, **(values.__pydantic_extra__ or {})}
-    if spec.context_param is not None:
-        kwargs[spec.context_param] = JobContext(
+    context = None
+    if spec.context_param is not None or middleware:
+        context = JobContext(
             job_id=job.id,
             task_name=job.task_name,
             queue=job.queue,
@@ -172,22 +220,24 @@ async def run_attempt(
             max_attempts=job.max_attempts,
             enqueued_at=job.enqueued_at,
         )
+        if spec.context_param is not None:
+            kwargs[spec.context_param] = context
 
     if spec.timeout is None:
         # The common path: no extra task. A CancelledError here is the worker shutting
         # down, and propagates so the job is released.
         try:
-            await _call(spec, kwargs, threads)
+            value = await _invoke(spec, kwargs, threads, middleware, context)
         except asyncio.CancelledError:
             if _cancelled_from_outside():
                 raise
             return _failed(job, policy, "exception", "handler raised CancelledError")
         except Exception as exc:
             return _failed(job, policy, "exception", _describe(exc))
-        return Outcome(job.id, job.claim_token, "done")
+        return _result(job, spec, value)
 
     timeout = spec.timeout.total_seconds()
-    task = asyncio.ensure_future(_call(spec, kwargs, threads))
+    task = asyncio.ensure_future(_invoke(spec, kwargs, threads, middleware, context))
     try:
         done, _ = await asyncio.wait({task}, timeout=timeout)
     except asyncio.CancelledError:
@@ -199,9 +249,9 @@ async def run_attempt(
         await asyncio.gather(task, return_exceptions=True)
         return _failed(job, policy, "timeout", f"handler did not finish within {timeout:g}s")
     try:
-        task.result()
+        value = task.result()
     except asyncio.CancelledError:
         return _failed(job, policy, "exception", "handler was cancelled")
     except Exception as exc:
         return _failed(job, policy, "exception", _describe(exc))
-    return Outcome(job.id, job.claim_token, "done")
+    return _result(job, spec, value)

@@ -1,5 +1,6 @@
-"""The worker's LISTEN connection: wakes the claim loop when a job is enqueued, and keeps
-listening across database restarts. Polling covers anything a notification misses."""
+"""The worker's LISTEN connection: wakes the claim loop when a job is enqueued, passes on
+requests to cancel running jobs, and keeps listening across database restarts. Polling
+(and, for cancellation, the heartbeat) covers anything a notification misses."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable, Collection
 import asyncpg
 
 from soniq.db.connection import connect
+from soniq.waiting import wait_event
 
 logger = logging.getLogger("soniq.worker")
 
@@ -25,16 +27,23 @@ class Notifier:
         *,
         queues: Collection[str] | None,
         wake: Callable[[], None],
+        cancel_channel: str,
+        on_cancel: Callable[[int], None],
     ) -> None:
         self._url = url
         self._schema = schema
         self._channel = channel
         self._queues = None if queues is None else frozenset(queues)
         self._wake = wake
+        self._cancel_channel = cancel_channel
+        self._on_cancel = on_cancel
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, queue: str) -> None:
         if self._queues is None or queue in self._queues:
             self._wake()
+
+    def _on_cancel_notify(self, _conn: object, _pid: int, _channel: str, job_id: str) -> None:
+        self._on_cancel(int(job_id))
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting with backoff whenever the connection drops."""
@@ -45,16 +54,14 @@ class Notifier:
                 conn = await connect(self._url, self._schema)
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(self._cancel_channel, self._on_cancel_notify)
                 await conn.add_listener(self._channel, self._on_notify)
                 if failures:
                     logger.info("reconnected to PostgreSQL; listening again")
                 failures = 0
                 self._wake()  # notifications sent while we were away are lost: look now
-                while not lost.is_set():
-                    try:
-                        await asyncio.wait_for(lost.wait(), _PING_EVERY)
-                    except asyncio.TimeoutError:
-                        await conn.execute("SELECT 1", timeout=_PING_EVERY)
+                while not await wait_event(lost, _PING_EVERY):
+                    await conn.execute("SELECT 1", timeout=_PING_EVERY)
                 failures += 1  # so that coming back is reported, and retried with backoff
                 logger.warning("lost the LISTEN connection (closed by the server); reconnecting")
             except Exception as exc:  # connection refused, killed backend, server restart

@@ -4,7 +4,8 @@ Services it wires together, each a small loop:
 
 - claim loop (here): claims up to the number of free slots in one statement, sleeps until a
   notification, a freed slot or the poll interval;
-- :class:`Notifier`: LISTEN connection that wakes the claim loop;
+- :class:`Notifier`: LISTEN connection that wakes the claim loop and cancels running jobs
+  on request;
 - :class:`Completer`: writes outcomes in batches, fenced by claim token;
 - maintenance loop (here): renews the leases of owned jobs (heartbeat), rescues jobs whose
   lease expired on any worker, and prunes old finished jobs.
@@ -32,7 +33,9 @@ import asyncpg
 
 from soniq.db.connection import CONNECTION_ERRORS, pooled
 from soniq.db.jobs import ClaimedJob, JobStore, Outcome
+from soniq.job import JobError
 from soniq.registry import Registry
+from soniq.waiting import wait_event
 from soniq.worker.completer import Completer
 from soniq.worker.executor import RetryPolicy, not_registered, run_attempt
 from soniq.worker.notifier import Notifier
@@ -122,6 +125,7 @@ class Worker:
         # Claims this worker still owns: running, or finished but not yet written.
         self._owned: dict[int, uuid.UUID] = {}
         self._released: list[tuple[int, uuid.UUID]] = []
+        self._cancel_requested: set[int] = set()
         self._threads = HandlerThreads("soniq-job")
         self._completer = Completer(
             store, pool, on_written=self._on_written, on_unrecorded=self._on_unrecorded
@@ -141,6 +145,15 @@ class Worker:
         for task in list(self._running.values()):
             task.cancel()
 
+    def cancel_job(self, job_id: int) -> None:
+        """Cancel the task running this job, if it runs here; the job ends ``cancelled``."""
+        task = self._running.get(job_id)
+        if task is None or job_id in self._cancel_requested:
+            return
+        logger.info("job %d: cancellation requested; cancelling its handler", job_id)
+        self._cancel_requested.add(job_id)
+        task.cancel()
+
     async def run(self) -> None:
         logger.info(
             "worker %s started: queues=%s concurrency=%d tasks=%s",
@@ -155,6 +168,8 @@ class Worker:
             self._store.channel,
             queues=self._config.queues,
             wake=self._wake.set,
+            cancel_channel=self._store.cancel_channel,
+            on_cancel=self.cancel_job,
         )
         services = [
             asyncio.ensure_future(notifier.run()),
@@ -222,8 +237,7 @@ class Worker:
                 await self._wait(self._config.poll_interval.total_seconds())
 
     async def _wait(self, timeout: float | None) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+        await wait_event(self._wake, timeout)
 
     async def _run_job(self, job: ClaimedJob) -> None:
         spec = self._registry.get(job.task_name)
@@ -237,15 +251,24 @@ class Worker:
                     policy=self._retry_policy,
                     threads=self._threads,
                     upcasters=self._registry.upcasters(job.task_name),
+                    middleware=self._registry.middleware,
                 )
         except asyncio.CancelledError:
-            self._released.append((job.id, job.claim_token))
-            raise
+            if job.id not in self._cancel_requested:
+                self._released.append((job.id, job.claim_token))
+                raise
+            outcome = Outcome(
+                job.id,
+                job.claim_token,
+                "cancelled",
+                error=JobError("cancelled", "cancelled by app.cancel() while running"),
+            )
         except Exception:  # a bug in Soniq itself: leave the job to the rescuer
             logger.exception("worker %s failed to run job %d", self.id, job.id)
             self._owned.pop(job.id, None)  # let its lease lapse: the rescuer takes it back
             return
         finally:
+            self._cancel_requested.discard(job.id)
             was_full = len(self._running) >= self._config.concurrency
             self._running.pop(job.id, None)
             if was_full:
@@ -326,6 +349,9 @@ class Worker:
             return
         claims = list(self._owned.items())
         kept = await self._store.heartbeat(conn, claims, self._config.lease)
+        for job_id, cancel_requested in kept.items():
+            if cancel_requested:
+                self.cancel_job(job_id)
         for job_id, token in claims:
             if job_id in kept or self._owned.get(job_id) != token:
                 continue
@@ -346,5 +372,5 @@ class Worker:
             logger.warning(
                 "job %d: its worker's lease expired; %s",
                 job_id,
-                "dead-lettered" if state == "dead" else "requeued",
+                {"dead": "dead-lettered", "cancelled": "cancelled"}.get(state, "requeued"),
             )

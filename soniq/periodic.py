@@ -1,0 +1,57 @@
+"""Periodic schedules: when a registered task is due, and which ticks a worker enqueues."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from soniq.cron import Cron
+from soniq.db.jobs import NewJob
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# A tick handled within this long of its time is on time, not a missed one.
+ON_TIME = timedelta(seconds=10)
+# How far back missed cron ticks are looked for, widening until enough are found.
+_LOOKBACK = (timedelta(hours=1), timedelta(days=1), timedelta(days=32), timedelta(days=367))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One periodic job: a cron expression in a zone, or a fixed interval from the epoch."""
+
+    key: str
+    job: NewJob
+    cron: Cron | None
+    every: timedelta | None
+    zone: ZoneInfo
+    catch_up: int
+
+    def next_after(self, after: datetime) -> datetime:
+        """The first tick strictly after ``after``."""
+        if self.cron is not None:
+            return self.cron.next_after(after, self.zone)
+        assert self.every is not None
+        return _EPOCH + ((after - _EPOCH) // self.every + 1) * self.every
+
+    def due_ticks(self, last: datetime | None, now: datetime) -> list[datetime]:
+        """The ticks to enqueue now, oldest first, given the last one enqueued: the tick
+        that just came (if within ON_TIME), and at most ``catch_up`` earlier missed ones.
+        A schedule never enqueued before starts now: nothing is caught up."""
+        floor = now - ON_TIME if last is None else last
+        wanted = self.catch_up + 1
+        lookbacks = _LOOKBACK if self.every is None else ((wanted + 1) * self.every,)
+        for lookback in lookbacks:
+            ticks: deque[datetime] = deque(maxlen=wanted)
+            tick = self.next_after(max(floor, now - lookback))
+            while tick <= now:
+                ticks.append(tick)
+                tick = self.next_after(tick)
+            if len(ticks) == wanted or floor >= now - lookback:
+                break
+        on_time = [t for t in list(ticks)[-1:] if now - t <= ON_TIME]
+        if last is None:
+            return on_time
+        missed = [t for t in ticks if t not in on_time]
+        return missed[len(missed) - self.catch_up :] + on_time if self.catch_up else on_time
