@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from pydantic import BaseModel
 
-from soniq import embedded
+from soniq import embedded, tracing
 from soniq.contracts import ContractsReport, check_waiting_jobs
 from soniq.cron import Cron
 from soniq.db.connection import (
@@ -43,6 +44,7 @@ from soniq.errors import (
     ResultTimeoutError,
 )
 from soniq.job import Job, JobState
+from soniq.metrics import Metrics
 from soniq.names import check_queue_name, check_schema_name
 from soniq.periodic import Schedule
 from soniq.registry import Middleware, Registry, Upcaster, build_spec
@@ -119,6 +121,7 @@ class Soniq:
         self._pool_lock = asyncio.Lock()
         self._worker: Worker | None = None
         self._schedules: list[Schedule] = []
+        self._metrics: Metrics | None = None
         self.dead_letter = DeadLetterQueue(self._store, self._get_pool, lambda: self._url)
 
     # -- connection ---------------------------------------------------------------------
@@ -163,7 +166,11 @@ class Soniq:
             await pool.release(conn)
 
     async def close(self) -> None:
-        """Close the connection pool. The app can be used again; it reconnects."""
+        """Close the connection pool and the metrics server. The app can be used again; it
+        reconnects."""
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -449,6 +456,9 @@ class Soniq:
             delay=delay,
             dedup_key=dedup_key,
         )
+        trace_context = tracing.inject()
+        if trace_context is not None:
+            new_job = replace(new_job, trace_context=trace_context)
         db = connection if connection is not None else await self._get_pool()
         with translate_errors(self._url, self.schema):
             for _ in range(_DEDUP_RACE_RETRIES):
@@ -456,6 +466,8 @@ class Soniq:
                 if job_id is None and dedup_key is not None:
                     job_id = await self._store.live_id_for_dedup_key(db, dedup_key)
                 if job_id is not None:
+                    if self._metrics is not None:
+                        self._metrics.enqueued(new_job.task_name, new_job.queue)
                     return job_id
         raise ConfigurationError(
             f"dedup_key {dedup_key!r} kept changing owner during enqueue; try again"
@@ -510,15 +522,22 @@ class Soniq:
             delay=delay,
             dedup_key=None,
         )
+        trace_context = tracing.inject()
+        if trace_context is not None:
+            template = replace(template, trace_context=trace_context)
         items = list(args_list)
         if not items:
             return []
         if connection is not None:
-            return await self._insert_many(connection, resolved, template, items)
-        pool = await self._get_pool()
-        with translate_errors(self._url, self.schema):
-            async with pooled(pool) as conn:
-                return await self._insert_many(conn, resolved, template, items)
+            ids = await self._insert_many(connection, resolved, template, items)
+        else:
+            pool = await self._get_pool()
+            with translate_errors(self._url, self.schema):
+                async with pooled(pool) as conn:
+                    ids = await self._insert_many(conn, resolved, template, items)
+        if self._metrics is not None:
+            self._metrics.enqueued(template.task_name, template.queue, len(ids))
+        return ids
 
     async def _insert_many(
         self, conn: asyncpg.Connection, resolved: Target, template: NewJob, items: list[Any]
@@ -704,6 +723,7 @@ class Soniq:
             registry=self._registry,
             config=config,
             retry_policy=self._retry_policy,
+            metrics=self._metrics,
         )
         self._worker = worker
         presence = asyncio.ensure_future(
@@ -730,6 +750,20 @@ class Soniq:
                 service.cancel()
             await asyncio.gather(*services, return_exceptions=True)
             self._worker = None
+
+    def serve_metrics(self, port: int = 9100, host: str = "127.0.0.1") -> int:
+        """Count this app's enqueues and its worker's jobs from now on, and serve them in
+        the Prometheus text format at ``http://host:port/metrics`` (port 0: any free port);
+        returns the bound port. Needs the ``metrics`` extra; :meth:`close` stops the server.
+        """
+        if self._metrics is not None:
+            raise ConfigurationError("this app already serves metrics")
+        if self._worker is not None:
+            raise ConfigurationError("call serve_metrics() before run_worker()")
+        metrics = Metrics()
+        bound = metrics.serve(port, host)
+        self._metrics = metrics
+        return bound
 
     async def stop(self) -> None:
         """Ask the running worker to shut down gracefully (see :meth:`run_worker`)."""

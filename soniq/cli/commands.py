@@ -127,6 +127,13 @@ def setup(database_url: str | None, schema: str | None) -> None:
     type=click.FloatRange(min=0),
     help="On SIGTERM/SIGINT, how long running jobs may finish before they are released.",
 )
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics on this port (needs soniq[metrics]).",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
 @click.option("--log-level", default="INFO", show_default=True)
 @friendly_errors
 def worker(
@@ -135,6 +142,8 @@ def worker(
     concurrency: int,
     lease_seconds: float,
     shutdown_timeout_seconds: float,
+    metrics_port: int | None,
+    metrics_host: str,
     log_level: str,
 ) -> None:
     """Run a worker for the Soniq app at MODULE:APP until SIGTERM or SIGINT."""
@@ -146,6 +155,11 @@ def worker(
 
     async def go() -> None:
         try:
+            if metrics_port is not None:
+                port = app.serve_metrics(metrics_port, metrics_host)
+                logging.getLogger("soniq.worker").info(
+                    "serving metrics at http://%s:%d/metrics", metrics_host, port
+                )
             await app.run_worker(
                 queue_list,
                 concurrency=concurrency,

@@ -42,6 +42,7 @@ class NewJob:
     dedup_key: str | None
     contract_version: int | None
     contract_fingerprint: str | None
+    trace_context: str | None = None  # JSON of the producer's W3C trace context
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class ClaimedJob:
     enqueued_at: datetime
     claim_token: uuid.UUID
     contract_version: int | None
+    queue_wait: float  # seconds from due (enqueued, scheduled or retry time) to this claim
+    trace_context: str | None  # JSON of the producer's W3C trace context
 
 
 @dataclass(frozen=True)
@@ -131,8 +134,9 @@ class JobStore:
         insert = f"""
             WITH inserted AS (
                 INSERT INTO {t} (task_name, queue, args, priority, max_attempts, scheduled_at,
-                                 dedup_key, contract_version, contract_fingerprint)
-                VALUES ($1, $2, $3::json, $4, $5, coalesce($6, now()), $7, $8, $9)
+                                 dedup_key, contract_version, contract_fingerprint,
+                                 trace_context)
+                VALUES ($1, $2, $3::json, $4, $5, coalesce($6, now()), $7, $8, $9, $11::json)
                 {{on_conflict}}
                 RETURNING id, queue
             )
@@ -152,8 +156,8 @@ class JobStore:
         self._insert_many = f"""
             WITH inserted AS (
                 INSERT INTO {t} (task_name, queue, args, priority, max_attempts, scheduled_at,
-                                 contract_version, contract_fingerprint)
-                SELECT $1, $2, a.args, $4, $5, coalesce($6, now()), $7, $8
+                                 contract_version, contract_fingerprint, trace_context)
+                SELECT $1, $2, a.args, $4, $5, coalesce($6, now()), $7, $8, $10::json
                 FROM unnest($3::json[]) WITH ORDINALITY AS a(args, n)
                 ORDER BY a.n
                 RETURNING id
@@ -192,7 +196,9 @@ class JobStore:
             -- turn into a hash join over a sequential scan of jobs.
             WHERE j.id = ANY(ARRAY(SELECT id FROM next))
             RETURNING j.id, j.task_name, j.queue, j.args, j.attempts, j.max_attempts,
-                      j.enqueued_at, j.claim_token, j.contract_version"""
+                      j.enqueued_at, j.claim_token, j.contract_version,
+                      extract(epoch FROM now() - j.scheduled_at)::float8 AS queue_wait,
+                      j.trace_context::text AS trace_context"""
         self._claim_any = claim_head.replace("{queue_filter}", "")
         self._claim_queues = claim_head.replace("{queue_filter}", "AND queue = ANY($8::text[])")
         # A failed attempt of a job whose cancellation was requested is not retried.
@@ -362,6 +368,7 @@ class JobStore:
             job.contract_version,
             job.contract_fingerprint,
             self.channel,
+            job.trace_context,
         )
         return None if row is None else int(row["id"])
 
@@ -382,6 +389,7 @@ class JobStore:
             template.contract_version,
             template.contract_fingerprint,
             self.channel,
+            template.trace_context,
         )
         assert row is not None
         return list(row["ids"] or [])
@@ -423,6 +431,8 @@ class JobStore:
                 enqueued_at=row["enqueued_at"],
                 claim_token=row["claim_token"],
                 contract_version=row["contract_version"],
+                queue_wait=row["queue_wait"],
+                trace_context=row["trace_context"],
             )
             for row in rows
         ]

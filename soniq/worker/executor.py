@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from soniq import tracing
 from soniq.db.jobs import ClaimedJob, Outcome
 from soniq.job import JobContext, JobError
 from soniq.registry import CallNext, JobSpec, Middleware, Upcaster
@@ -184,8 +185,26 @@ async def run_attempt(
 ) -> Outcome:
     """Upcast and validate the stored args, call the handler through the middleware, and
     turn what happened into an Outcome. Cancellation (worker shutdown, app.cancel())
-    propagates to the caller, which releases or cancels the job.
+    propagates to the caller, which releases or cancels the job. With OpenTelemetry
+    installed and configured the attempt runs inside a consumer span (see
+    :mod:`soniq.tracing`).
     """
+    if not tracing.ENABLED or not tracing.active():
+        return await _run_attempt(job, spec, policy, threads, upcasters, middleware)
+    with tracing.consumer_span(job) as span:
+        outcome = await _run_attempt(job, spec, policy, threads, upcasters, middleware)
+        tracing.end_with(span, outcome)
+        return outcome
+
+
+async def _run_attempt(
+    job: ClaimedJob,
+    spec: JobSpec,
+    policy: RetryPolicy,
+    threads: Executor,
+    upcasters: Mapping[int, Upcaster],
+    middleware: Sequence[Middleware],
+) -> Outcome:
     try:
         if (
             job.contract_version is not None
@@ -233,6 +252,7 @@ async def run_attempt(
                 raise
             return _failed(job, policy, "exception", "handler raised CancelledError")
         except Exception as exc:
+            tracing.record_exception(exc)
             return _failed(job, policy, "exception", _describe(exc))
         return _result(job, spec, value)
 
@@ -253,5 +273,6 @@ async def run_attempt(
     except asyncio.CancelledError:
         return _failed(job, policy, "exception", "handler was cancelled")
     except Exception as exc:
+        tracing.record_exception(exc)
         return _failed(job, policy, "exception", _describe(exc))
     return _result(job, spec, value)

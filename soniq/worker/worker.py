@@ -34,6 +34,7 @@ import asyncpg
 from soniq.db.connection import CONNECTION_ERRORS, pooled
 from soniq.db.jobs import ClaimedJob, JobStore, Outcome
 from soniq.job import JobError
+from soniq.metrics import Metrics
 from soniq.registry import Registry
 from soniq.waiting import wait_event
 from soniq.worker.completer import Completer
@@ -111,8 +112,10 @@ class Worker:
         registry: Registry,
         config: WorkerConfig,
         retry_policy: RetryPolicy,
+        metrics: Metrics | None = None,
     ) -> None:
         self.id = new_worker_id()
+        self._metrics = metrics
         self._url = url
         self._pool = pool
         self._store = store
@@ -241,6 +244,10 @@ class Worker:
 
     async def _run_job(self, job: ClaimedJob) -> None:
         spec = self._registry.get(job.task_name)
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.started(job)
+            began = time.perf_counter()
         try:
             if spec is None:
                 outcome = not_registered(job, self._registry.names())
@@ -273,6 +280,8 @@ class Worker:
             self._running.pop(job.id, None)
             if was_full:
                 self._wake.set()
+        if metrics is not None:
+            metrics.finished(job, outcome, time.perf_counter() - began)
         self._completer.add(outcome)
 
     def _on_written(self, outcomes: list[Outcome], owned: set[int]) -> None:
