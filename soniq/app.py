@@ -622,7 +622,8 @@ class Soniq:
         finished = asyncio.Event()
 
         def on_finished(_c: object, _pid: int, _channel: str, payload: str) -> None:
-            if payload == str(job_id):
+            # '' is a batch of successes (ids not listed): look at the row again.
+            if payload in ("", str(job_id)):
                 finished.set()
 
         pool = await self._get_pool()

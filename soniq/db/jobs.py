@@ -222,7 +222,10 @@ class JobStore:
             WHERE j.id = o.id AND j.claim_token = o.token
             RETURNING j.id,
                       CASE WHEN j.state <> 'queued' THEN pg_notify($8, j.id::text) END"""
+        # One notification per batch, payload '': a waiter on get_result re-reads its own
+        # row. A notification per job would cost a queue entry per row on the hot path.
         self._record_done = f"""
+            WITH done AS (
             UPDATE {t} AS j SET
                 state = 'done',
                 finished_at = now(),
@@ -234,7 +237,9 @@ class JobStore:
                 result = o.result
             FROM unnest($1::bigint[], $2::uuid[], $3::json[]) AS o(id, token, result)
             WHERE j.id = o.id AND j.claim_token = o.token
-            RETURNING j.id, pg_notify($4, j.id::text)"""
+            RETURNING j.id
+            )
+            SELECT array_agg(id) AS ids, pg_notify($4, '') FROM done"""
         # A released job whose cancellation was requested ends cancelled, not queued again.
         cancelled = "j.cancel_requested_at IS NOT NULL"
         self._release = f"""
@@ -447,14 +452,14 @@ class JobStore:
         failed = [o for o in outcomes if o.state != "done"] if len(done) < len(outcomes) else []
         owned: set[int] = set()
         if done:
-            rows = await db.fetch(
+            row = await db.fetchrow(
                 self._record_done,
                 [o.job_id for o in done],
                 [o.claim_token for o in done],
                 [o.result_json for o in done],
                 self.results_channel,
             )
-            owned.update(row["id"] for row in rows)
+            owned.update(row["ids"] or ())
         if failed:
             rows = await db.fetch(
                 self._record_outcomes,
