@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
@@ -35,7 +36,8 @@ CLAIM_ARGUMENTS: dict[str, Any] = {
 
 
 class Recorder:
-    """Stands in for a connection: keeps the statement and parameters, returns no rows."""
+    """Stands in for a connection: keeps the statement and parameters, returns no rows (and
+    from fetchrow, a row whose every column is NULL, as an aggregate over no rows gives)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
@@ -44,8 +46,9 @@ class Recorder:
         self.calls.append((sql, params))
         return []
 
-    async def fetchrow(self, sql: str, *params: Any) -> None:
+    async def fetchrow(self, sql: str, *params: Any) -> defaultdict[str, None]:
         self.calls.append((sql, params))
+        return defaultdict(lambda: None)
 
     async def fetchval(self, sql: str, *params: Any) -> None:
         self.calls.append((sql, params))
