@@ -90,6 +90,7 @@ class Soniq:
         retry_backoff_max: timedelta = timedelta(minutes=10),
         max_args_bytes: int = 1024 * 1024,
         done_retention: timedelta = timedelta(days=7),
+        dead_retention: timedelta | None = None,
         pool_size: int = 10,
     ) -> None:
         self._url = resolve_database_url(database_url)
@@ -113,6 +114,9 @@ class Soniq:
         )
         self._max_args_bytes = max_args_bytes
         self._done_retention = _positive("done_retention", done_retention)
+        self._dead_retention = (
+            None if dead_retention is None else _positive("dead_retention", dead_retention)
+        )
         self._pool_size = pool_size
         self._store = JobStore(self.schema)
         self._reports = ReportStore(self.schema)
@@ -712,6 +716,7 @@ class Soniq:
             poll_interval=_positive("poll_interval", poll_interval),
             shutdown_timeout=shutdown_timeout,
             done_retention=self._done_retention,
+            dead_retention=self._dead_retention,
         )
         pool = await self._get_pool()
         with translate_errors(self._url, self.schema):

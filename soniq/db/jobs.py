@@ -298,6 +298,12 @@ class JobStore:
                 -- oldest ids first through the primary key: no index on finished jobs needed
                 ORDER BY id
                 LIMIT $2)"""
+        self._prune_dead = f"""
+            DELETE FROM {t} WHERE id IN (
+                SELECT id FROM {t}
+                WHERE state = 'dead' AND finished_at < now() - $1::interval  -- jobs_dead_idx
+                ORDER BY finished_at
+                LIMIT $2)"""
         self._get = f"SELECT {_JOB_COLUMNS} FROM {t} WHERE id = $1"
         self._cancel = f"""
             UPDATE {t} AS j SET
@@ -508,6 +514,11 @@ class JobStore:
     async def prune_finished(self, db: Executor, *, older_than: timedelta, limit: int) -> int:
         """Delete up to ``limit`` done or cancelled jobs older than ``older_than``."""
         status: str = await db.execute(self._prune_finished, older_than, limit)
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def prune_dead(self, db: Executor, *, older_than: timedelta, limit: int) -> int:
+        """Delete up to ``limit`` dead jobs dead-lettered more than ``older_than`` ago."""
+        status: str = await db.execute(self._prune_dead, older_than, limit)
         return int(status.rsplit(" ", 1)[-1])
 
     async def get(self, db: Executor, job_id: int) -> Job | None:

@@ -61,6 +61,7 @@ class WorkerConfig:
     poll_interval: timedelta
     shutdown_timeout: timedelta
     done_retention: timedelta
+    dead_retention: timedelta | None  # None: dead letters stay until purged
 
 
 def new_worker_id() -> str:
@@ -347,6 +348,10 @@ class Worker:
                         await self._store.prune_finished(
                             conn, older_than=self._config.done_retention, limit=_PRUNE_BATCH
                         )
+                        if self._config.dead_retention is not None:
+                            await self._store.prune_dead(
+                                conn, older_than=self._config.dead_retention, limit=_PRUNE_BATCH
+                            )
             except CONNECTION_ERRORS as exc:
                 logger.warning("maintenance skipped (%s: %s)", type(exc).__name__, exc)
             except Exception:  # never let heartbeats stop while the worker runs
