@@ -9,7 +9,6 @@ import os
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -374,6 +373,7 @@ class Soniq:
                 scheduled_at=None,
                 delay=None,
                 dedup_key=None,
+                trace_context=None,  # a schedule is not part of the registering code's trace
             )
             when = f"cron {cron} {timezone}" if cron is not None else f"every {every}"
             key = f"{job.task_name} {when} {args_json}"
@@ -459,10 +459,8 @@ class Soniq:
             scheduled_at=scheduled_at,
             delay=delay,
             dedup_key=dedup_key,
+            trace_context=tracing.inject(),
         )
-        trace_context = tracing.inject()
-        if trace_context is not None:
-            new_job = replace(new_job, trace_context=trace_context)
         db = connection if connection is not None else await self._get_pool()
         with translate_errors(self._url, self.schema):
             for _ in range(_DEDUP_RACE_RETRIES):
@@ -514,8 +512,9 @@ class Soniq:
         delay: timedelta | float | None = None,
         connection: asyncpg.Connection | None = None,
     ) -> list[int]:
-        """Validate every item first (one bad item: nothing written, the error names its
-        index), then store them all in one statement; returns ids in input order."""
+        """Validate and store many jobs of one task, all or nothing: one bad item writes
+        nothing and the error names its index. Items go in chunks inside one transaction;
+        returns ids in input order."""
         resolved = resolve_target(target, self._registry, default_retries=self._default_retries)
         template = build_job(
             resolved,
@@ -525,10 +524,8 @@ class Soniq:
             scheduled_at=scheduled_at,
             delay=delay,
             dedup_key=None,
+            trace_context=tracing.inject(),
         )
-        trace_context = tracing.inject()
-        if trace_context is not None:
-            template = replace(template, trace_context=trace_context)
         items = list(args_list)
         if not items:
             return []

@@ -372,6 +372,7 @@ def build_job(
     scheduled_at: datetime | None,
     delay: timedelta | float | None,
     dedup_key: str | None,
+    trace_context: str | None,
 ) -> NewJob:
     """Combine a resolved target, encoded args and per-call options into a row to insert."""
     if priority is not None and (
@@ -399,4 +400,5 @@ def build_job(
         dedup_key=dedup_key,
         contract_version=target.contract_version,
         contract_fingerprint=target.contract_fingerprint,
+        trace_context=trace_context,
     )

@@ -29,7 +29,7 @@ REPORT = task_ref(name="reports.send", args_model=ReportArgs)
 
 
 def _schedule(every: timedelta, catch_up: int) -> Schedule:
-    job = NewJob("t", "default", "{}", 0, 1, None, None, None, None)
+    job = NewJob("t", "default", "{}", 0, 1, None, None, None, None, None)
     return Schedule("t", job, None, every, ZoneInfo("UTC"), catch_up)
 
 
@@ -62,7 +62,7 @@ def test_due_ticks_on_time_and_catch_up() -> None:
 
 
 def test_cron_catch_up_looks_back_far_enough() -> None:
-    job = NewJob("t", "default", "{}", 0, 1, None, None, None, None)
+    job = NewJob("t", "default", "{}", 0, 1, None, None, None, None, None)
     monthly = Schedule("m", job, Cron("0 0 1 * *"), None, ZoneInfo("UTC"), 1)
     now = datetime(2026, 5, 20, tzinfo=UTC)
     assert monthly.due_ticks(datetime(2026, 1, 1, tzinfo=UTC), now) == [

@@ -42,7 +42,7 @@ class NewJob:
     dedup_key: str | None
     contract_version: int | None
     contract_fingerprint: str | None
-    trace_context: str | None = None  # JSON of the producer's W3C trace context
+    trace_context: str | None  # JSON of the producer's W3C trace context
 
 
 @dataclass(frozen=True)
