@@ -1,4 +1,4 @@
-"""Waiting on an event with a timeout, without losing a cancellation."""
+"""Waiting: on an event without losing a cancellation, and before trying the database again."""
 
 from __future__ import annotations
 
@@ -17,3 +17,9 @@ async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
     finally:
         waiter.cancel()
     return event.is_set()
+
+
+def backoff(failures: int, *, base: float = 0.2, cap: float = 10.0) -> float:
+    """Seconds to wait after ``failures`` failed tries in a row: doubling from ``base``,
+    at most ``cap``."""
+    return min(cap, base * 2.0**failures)

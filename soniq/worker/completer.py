@@ -11,6 +11,7 @@ import asyncpg
 
 from soniq.db.connection import CONNECTION_ERRORS, pooled
 from soniq.db.jobs import JobStore, Outcome
+from soniq.waiting import backoff
 
 logger = logging.getLogger("soniq.worker")
 
@@ -61,7 +62,7 @@ class Completer:
                 except CONNECTION_ERRORS as exc:
                     self._buffer[:0] = batch
                     failures += 1
-                    delay = min(5.0, 0.1 * 2**failures)
+                    delay = backoff(failures, base=0.1, cap=5.0)
                     logger.warning(
                         "could not record %d job outcome(s) (%s); retrying in %.1fs",
                         len(batch),

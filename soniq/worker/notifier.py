@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection
 import asyncpg
 
 from soniq.db.connection import connect
-from soniq.waiting import wait_event
+from soniq.waiting import backoff, wait_event
 
 logger = logging.getLogger("soniq.worker")
 
@@ -66,7 +66,7 @@ class Notifier:
                 logger.warning("lost the LISTEN connection (closed by the server); reconnecting")
             except Exception as exc:  # connection refused, killed backend, server restart
                 failures += 1
-                delay = min(10.0, 0.2 * 2**failures)
+                delay = backoff(failures)
                 logger.warning(
                     "lost the LISTEN connection (%s: %s); reconnecting in %.1fs",
                     type(exc).__name__,

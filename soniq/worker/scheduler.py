@@ -16,6 +16,7 @@ import asyncpg
 from soniq.db.connection import CONNECTION_ERRORS, pooled
 from soniq.db.periodic import PeriodicStore
 from soniq.periodic import Schedule
+from soniq.waiting import backoff
 
 logger = logging.getLogger("soniq.worker")
 
@@ -39,7 +40,7 @@ class Scheduler:
                 failures = 0
             except CONNECTION_ERRORS as exc:
                 failures += 1
-                delay = min(10.0, 0.2 * 2**failures)
+                delay = backoff(failures)
                 logger.warning("periodic jobs: cannot reach the database (%s)", exc)
             except Exception:  # never let one bad round stop the schedules
                 logger.exception("periodic jobs: enqueueing failed; trying again shortly")

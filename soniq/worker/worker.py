@@ -36,7 +36,7 @@ from soniq.db.jobs import ClaimedJob, JobStore, Outcome
 from soniq.job import JobError
 from soniq.metrics import Metrics
 from soniq.registry import Registry
-from soniq.waiting import wait_event
+from soniq.waiting import backoff, wait_event
 from soniq.worker.completer import Completer
 from soniq.worker.executor import RetryPolicy, not_registered, run_attempt
 from soniq.worker.notifier import Notifier
@@ -222,7 +222,7 @@ class Worker:
                     )
             except CONNECTION_ERRORS as exc:
                 failures += 1
-                delay = min(10.0, 0.2 * 2**failures)
+                delay = backoff(failures)
                 logger.warning(
                     "cannot claim jobs (%s: %s); retrying in %.1fs",
                     type(exc).__name__,
@@ -320,7 +320,7 @@ class Worker:
                     released = await self._store.release(conn, claims)
             except CONNECTION_ERRORS as exc:
                 logger.warning("cannot release jobs yet (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(0.2 * 2**attempt)
+                await asyncio.sleep(backoff(attempt))
                 continue
             for job_id, _ in claims:
                 self._owned.pop(job_id, None)
