@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 
 from soniq import JobContext, JobState, Soniq
 from tests.helpers import count_jobs, job_row, start_worker, stop_worker, wait_state, wait_until
@@ -296,6 +297,30 @@ async def test_higher_priority_runs_first_then_oldest(
     await wait_until(lambda: db.fetchval(f"SELECT bool_and(state = 'done') FROM {schema}.jobs"))
     await stop_worker(worker)
     assert order == ["high-1", "high-2", "mid", "low", "neg"]
+
+
+@pytest.mark.parametrize("queues", [None, ["mail", "billing"]], ids=["all-queues", "listed"])
+async def test_priority_order_holds_across_the_queues_a_worker_serves(
+    app: Soniq, db: asyncpg.Connection, schema: str, queues: list[str] | None
+) -> None:
+    order: list[str] = []
+
+    @app.job(name="prio.task")
+    async def prio(label: str) -> None:
+        order.append(label)
+
+    for label, queue, priority in [
+        ("mail-low", "mail", 0),
+        ("billing-high", "billing", 10),
+        ("mail-mid", "mail", 5),
+        ("billing-low", "billing", 0),
+        ("mail-high", "mail", 10),
+    ]:
+        await app.enqueue("prio.task", {"label": label}, queue=queue, priority=priority)
+    worker = start_worker(app, concurrency=1, queues=queues)
+    await wait_until(lambda: db.fetchval(f"SELECT bool_and(state = 'done') FROM {schema}.jobs"))
+    await stop_worker(worker)
+    assert order == ["billing-high", "mail-high", "mail-mid", "mail-low", "billing-low"]
 
 
 async def test_cancelling_the_worker_releases_running_job_with_attempt_unspent(

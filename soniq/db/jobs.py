@@ -163,21 +163,29 @@ class JobStore:
                 RETURNING id
             )
             SELECT array_agg(id ORDER BY id) AS ids, pg_notify($9, $2) FROM inserted"""
-        claim_head = f"""
-            WITH next AS (
-                SELECT id FROM {t} AS c
-                WHERE state = 'queued' AND scheduled_at <= now() {{queue_filter}}
-                  -- a job written against a newer contract version than this worker runs
-                  -- is left, unspent, for a worker that can run it
-                  AND (c.contract_version IS NULL OR c.contract_version <= coalesce(
-                        (SELECT v.version FROM unnest($6::text[], $7::int[])
-                                                  AS v(task_name, version)
-                         WHERE v.task_name = c.task_name),
-                        c.contract_version))
-                -- served by jobs_claim_queue_idx / jobs_claim_any_idx
-                ORDER BY priority DESC, scheduled_at, id
+        # Claim order is per queue through jobs_claim_queue_idx: each queue in the worker's
+        # list gives its first `limit` claimable jobs (locked, skipping rows other workers
+        # hold), then the best `limit` of those across queues are taken. Locks on the rest
+        # last only for this statement.
+        claim = f"""
+            WITH RECURSIVE {{queues}},
+            next AS (
+                SELECT c.id FROM queues AS q CROSS JOIN LATERAL (
+                    SELECT id, priority, scheduled_at FROM {t} AS c
+                    WHERE c.queue = q.name AND c.state = 'queued' AND c.scheduled_at <= now()
+                      -- a job written against a newer contract version than this worker
+                      -- runs is left, unspent, for a worker that can run it
+                      AND (c.contract_version IS NULL OR c.contract_version <= coalesce(
+                            (SELECT v.version FROM unnest($6::text[], $7::int[])
+                                                      AS v(task_name, version)
+                             WHERE v.task_name = c.task_name),
+                            c.contract_version))
+                    ORDER BY c.priority DESC, c.scheduled_at, c.id
+                    LIMIT $1
+                    FOR UPDATE SKIP LOCKED
+                ) AS c
+                ORDER BY c.priority DESC, c.scheduled_at, c.id
                 LIMIT $1
-                FOR UPDATE SKIP LOCKED
             )
             UPDATE {t} AS j SET
                 state = 'running',
@@ -199,8 +207,21 @@ class JobStore:
                       j.enqueued_at, j.claim_token, j.contract_version,
                       extract(epoch FROM now() - j.scheduled_at)::float8 AS queue_wait,
                       j.trace_context::text AS trace_context"""
-        self._claim_any = claim_head.replace("{queue_filter}", "")
-        self._claim_queues = claim_head.replace("{queue_filter}", "AND queue = ANY($8::text[])")
+        # Every queue that has a queued job: a skip scan of jobs_claim_queue_idx, one index
+        # probe per queue, so its cost grows with the number of queues, not of jobs.
+        self._claim_any = claim.replace(
+            "{queues}",
+            f"""queues(name) AS (
+                (SELECT queue FROM {t} WHERE state = 'queued' ORDER BY queue LIMIT 1)
+                UNION ALL
+                SELECT (SELECT queue FROM {t}
+                        WHERE state = 'queued' AND queue > q.name ORDER BY queue LIMIT 1)
+                FROM queues AS q WHERE q.name IS NOT NULL
+            )""",
+        )
+        self._claim_queues = claim.replace(
+            "{queues}", "queues(name) AS (SELECT unnest($8::text[]))"
+        )
         # A failed attempt of a job whose cancellation was requested is not retried.
         retry = "(o.state = 'queued' AND j.cancel_requested_at IS NULL)"
         self._record_outcomes = f"""
