@@ -117,13 +117,14 @@ async def drain(system: System, variant: str, spec: Drain, sizes: Sizes, m: Meas
     await _preload(system, variant, jobs)
     m.jobs_enqueued = await system.unfinished()
     PROBE.arm(jobs)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     stop = await system.start_worker(variant, spec)
     try:
         ran_all = await PROBE.wait_while_progressing(_STALL)
         handlers_done = time.perf_counter()
         recorded = ran_all and await all_finished(system, 30.0)
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
     finally:
         await stop()
     m.jobs_ran = await system.finished()
@@ -133,6 +134,9 @@ async def drain(system: System, variant: str, spec: Drain, sizes: Sizes, m: Meas
         return
     m.metrics["jobs_per_s"] = jobs / elapsed
     m.metrics["handlers_per_s"] = jobs / (handlers_done - started)
+    # CPU time of this process (the worker's side) per job: steadier than wall-clock
+    # throughput on a shared machine, and what validation at dispatch adds to.
+    m.metrics["cpu_us_per_job"] = cpu / jobs * 1e6
     m.verified = m.jobs_enqueued == jobs == m.jobs_ran == PROBE.count
 
 
