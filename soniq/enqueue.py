@@ -22,10 +22,14 @@ from soniq.errors import (
 )
 from soniq.names import check_queue_name, check_task_name
 from soniq.registry import Registry
+from soniq.roundtrip import float_fields_if_exact
 from soniq.task_ref import TaskRef
 
 DEFAULT_QUEUE = "default"
 MAX_DEDUP_KEY_LENGTH = 1000
+# JSON parsers here (pydantic-core's, like Python's int()) refuse integers of more than
+# 4,300 digits; stored args shorter than this cannot hold one.
+_EXACT_MAX_BYTES = 4000
 _INT32 = range(-(2**31), 2**31)
 
 
@@ -310,20 +314,30 @@ def encode_many(
 
 def _encode_dict_fast(model: type[BaseModel], args: dict[str, Any], max_bytes: int) -> str:
     """The common case straight through pydantic-core: a dict that validates, whose JSON
-    is within the size limit and reads back to the same values. Anything else raises
-    :class:`_Unusual` and takes the general path, which explains the refusal."""
+    is within the size limit and reads back to the same values (checked by validating it
+    again, unless the model's schema guarantees it: see :mod:`soniq.roundtrip`). Anything
+    else raises :class:`_Unusual` and takes the general path, which explains the refusal."""
     validator = model.__pydantic_validator__
+    floats = float_fields_if_exact(model)
     try:
         instance = validator.validate_python(args)
         raw = model.__pydantic_serializer__.to_json(instance, by_alias=True)
-        stored = validator.validate_json(raw)
+        if floats is None or len(raw) > _EXACT_MAX_BYTES:
+            stored = validator.validate_json(raw)
+            if (
+                stored.__dict__ != instance.__dict__
+                or stored.__pydantic_extra__ != instance.__pydantic_extra__
+            ):
+                raise _Unusual
+        else:
+            values = instance.__dict__
+            for name in floats:
+                value = values[name]
+                if value is not None and not math.isfinite(value):
+                    raise _Unusual  # written as null, which the field would refuse
     except (ValidationError, PydanticSerializationError) as exc:
         raise _Unusual from exc
-    if (
-        len(raw) > max_bytes
-        or stored.__dict__ != instance.__dict__
-        or stored.__pydantic_extra__ != instance.__pydantic_extra__
-    ):
+    if len(raw) > max_bytes:
         raise _Unusual
     return raw.decode()
 
