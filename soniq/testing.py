@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel
 
+from soniq import tracing
 from soniq.app import DEFAULT_SCHEMA, SCHEMA_ENV, Soniq
 from soniq.db.connection import pooled, translate_errors
 from soniq.db.jobs import _JOB_COLUMNS, _job_from_row
@@ -86,6 +87,7 @@ async def drain(app: Soniq, queues: Sequence[str] | str | None = None) -> int:
                     threads=threads,
                     upcasters=registry.upcasters(job.task_name),
                     middleware=registry.middleware,
+                    traced=tracing.active(),
                 )
         except BaseException:
             # Cancelled (or a bug): give the job back unspent, as a worker does on shutdown.

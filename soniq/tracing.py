@@ -8,6 +8,7 @@ the consumer's span joins the producer's trace. Without opentelemetry-api instal
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,9 +27,10 @@ if TYPE_CHECKING:
 
 
 def active() -> bool:
-    """Whether a tracer provider is configured: without one every span would be a no-op,
-    and the worker skips them. Only called when :data:`ENABLED`."""
-    return not isinstance(
+    """Whether OpenTelemetry is installed and a tracer provider configured: without one
+    every span would be a no-op, and the worker skips them. Looking the provider up reads
+    the environment, so the worker asks once per claimed batch, not per job."""
+    return ENABLED and not isinstance(
         trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
     )
 
@@ -72,7 +74,10 @@ def consumer_span(job: ClaimedJob) -> Iterator[Any]:
 def record_exception(exc: BaseException) -> None:
     """Record a handler's exception on the current span, if tracing."""
     if ENABLED:
-        trace.get_current_span().record_exception(exc)
+        # The span renders str(exc), which user code can make raise; the attempt's outcome
+        # must still be written.
+        with contextlib.suppress(Exception):
+            trace.get_current_span().record_exception(exc)
 
 
 def end_with(span: Any, outcome: Outcome) -> None:

@@ -99,3 +99,23 @@ async def test_failed_attempt_records_the_exception(
     assert event.attributes is not None
     assert event.attributes["exception.type"] == "ValueError"
     assert event.attributes["exception.message"] == "boom"
+
+
+async def test_an_exception_whose_str_raises_is_still_recorded_under_tracing(
+    app: Soniq, db: asyncpg.Connection, schema: str, exporter: InMemorySpanExporter
+) -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no str for you")
+
+    @app.job(name="t.unprintable", retries=0)
+    async def unprintable() -> None:
+        raise Unprintable
+
+    job_id = await app.enqueue("t.unprintable")
+    worker = start_worker(app)
+    row = await wait_state(db, schema, job_id, "dead", timeout=10)
+    await stop_worker(worker)
+    assert (row["error_reason"], "Unprintable" in row["error_message"]) == ("exception", True)
+    [span] = await _span_of(exporter, "soniq.run t.unprintable")
+    assert span.attributes is not None and span.attributes["soniq.outcome"] == "dead"

@@ -182,14 +182,14 @@ async def run_attempt(
     threads: Executor,
     upcasters: Mapping[int, Upcaster],
     middleware: Sequence[Middleware] = (),
+    traced: bool,
 ) -> Outcome:
     """Upcast and validate the stored args, call the handler through the middleware, and
     turn what happened into an Outcome. Cancellation (worker shutdown, app.cancel())
-    propagates to the caller, which releases or cancels the job. With OpenTelemetry
-    installed and configured the attempt runs inside a consumer span (see
-    :mod:`soniq.tracing`).
+    propagates to the caller, which releases or cancels the job. With ``traced`` (see
+    :func:`soniq.tracing.active`) the attempt runs inside a consumer span.
     """
-    if not tracing.ENABLED or not tracing.active():
+    if not traced:
         return await _run_attempt(job, spec, policy, threads, upcasters, middleware)
     with tracing.consumer_span(job) as span:
         outcome = await _run_attempt(job, spec, policy, threads, upcasters, middleware)

@@ -31,6 +31,7 @@ from typing import ParamSpec, TypeVar
 
 import asyncpg
 
+from soniq import tracing
 from soniq.db.connection import CONNECTION_ERRORS, pooled
 from soniq.db.jobs import ClaimedJob, JobStore, Outcome
 from soniq.job import JobError
@@ -234,16 +235,17 @@ class Worker:
             if failures:
                 logger.info("claiming again after the database came back")
                 failures = 0
+            traced = tracing.active()
             for job in jobs:
                 self._owned[job.id] = job.claim_token
-                self._running[job.id] = asyncio.ensure_future(self._run_job(job))
+                self._running[job.id] = asyncio.ensure_future(self._run_job(job, traced))
             if len(jobs) < free:
                 await self._wait(self._config.poll_interval.total_seconds())
 
     async def _wait(self, timeout: float | None) -> None:
         await wait_event(self._wake, timeout)
 
-    async def _run_job(self, job: ClaimedJob) -> None:
+    async def _run_job(self, job: ClaimedJob, traced: bool) -> None:
         spec = self._registry.get(job.task_name)
         metrics = self._metrics
         if metrics is not None:
@@ -260,6 +262,7 @@ class Worker:
                     threads=self._threads,
                     upcasters=self._registry.upcasters(job.task_name),
                     middleware=self._registry.middleware,
+                    traced=traced,
                 )
         except asyncio.CancelledError:
             if job.id not in self._cancel_requested:
