@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 import asyncpg
 
@@ -45,9 +45,10 @@ class NewJob:
     trace_context: str | None  # JSON of the producer's W3C trace context
 
 
-@dataclass(frozen=True)
-class ClaimedJob:
-    """What a worker needs to run one attempt of a job it has just claimed."""
+class ClaimedJob(NamedTuple):
+    """What a worker needs to run one attempt of a job it has just claimed: a row of the
+    claim statement, whose RETURNING lists these fields in this order. (A tuple, not a
+    frozen dataclass: it is built once per job on the worker's hot path.)"""
 
     id: int
     task_name: str
@@ -203,6 +204,7 @@ class JobStore:
             -- ANY(ARRAY(...)) keeps the primary-key lookup; a join back to next may
             -- turn into a hash join over a sequential scan of jobs.
             WHERE j.id = ANY(ARRAY(SELECT id FROM next))
+            -- ClaimedJob's fields, in its order
             RETURNING j.id, j.task_name, j.queue, j.args, j.attempts, j.max_attempts,
                       j.enqueued_at, j.claim_token, j.contract_version,
                       extract(epoch FROM now() - j.scheduled_at)::float8 AS queue_wait,
@@ -452,22 +454,7 @@ class JobStore:
             rows = await db.fetch(self._claim_any, *params)
         else:
             rows = await db.fetch(self._claim_queues, *params, list(queues))
-        return [
-            ClaimedJob(
-                id=row["id"],
-                task_name=row["task_name"],
-                queue=row["queue"],
-                args_json=row["args"],
-                attempts=row["attempts"],
-                max_attempts=row["max_attempts"],
-                enqueued_at=row["enqueued_at"],
-                claim_token=row["claim_token"],
-                contract_version=row["contract_version"],
-                queue_wait=row["queue_wait"],
-                trace_context=row["trace_context"],
-            )
-            for row in rows
-        ]
+        return [ClaimedJob._make(row) for row in rows]
 
     async def record_outcomes(self, db: Executor, outcomes: Sequence[Outcome]) -> set[int]:
         """Write finished attempts; returns the ids still owned (the others were fenced out).
