@@ -769,9 +769,11 @@ class Soniq:
         return bound
 
     async def stop(self) -> None:
-        """Ask the running worker to shut down gracefully (see :meth:`run_worker`)."""
+        """Ask the running worker to shut down gracefully (see :meth:`run_worker`); returns
+        once it claims no more jobs, while its running jobs may still be finishing."""
         if self._worker is not None:
             self._worker.stop()
+            await self._worker.claims_stopped()
 
     async def drain(self, queues: Sequence[str] | str | None = None) -> int:
         """Run every due job of ``queues`` (all when None) in this process, through the

@@ -391,6 +391,39 @@ async def test_graceful_stop_lets_running_job_finish_and_claims_nothing_new(
     assert await count_jobs(db, schema, "state = 'running'") == 0
 
 
+async def test_stop_returns_only_once_a_claim_in_flight_has_finished(
+    app: Soniq, db: asyncpg.Connection, schema: str
+) -> None:
+    ran: list[int] = []
+
+    @app.job(name="work.task")
+    async def work(n: int) -> None:
+        ran.append(n)
+
+    worker = start_worker(app, poll=0.02)
+    await wait_until(lambda: db.fetchval(f"SELECT count(*) FROM {schema}.workers"))
+    # Hold the claim statement at the table lock, so a claim is in flight when stop() comes
+    # (found by its opening words: pg_stat_activity keeps only a statement's first 1 kB).
+    lock = db.transaction()
+    await lock.start()
+    await db.execute(f"LOCK TABLE {schema}.jobs IN ACCESS EXCLUSIVE MODE")
+    await wait_until(
+        lambda: db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE '%WITH RECURSIVE%'"
+        )
+    )
+    stopping = asyncio.ensure_future(app.stop())
+    await asyncio.sleep(0.3)
+    assert not stopping.done()  # the claim has not come back yet
+    await lock.rollback()
+    await asyncio.wait_for(stopping, 10)
+    job_id = await app.enqueue("work.task", {"n": 1})
+    await asyncio.wait_for(worker, 20)
+    assert (await job_row(db, schema, job_id))["state"] == "queued"
+    assert ran == []
+
+
 async def test_graceful_stop_past_shutdown_timeout_releases_the_job(
     app: Soniq, db: asyncpg.Connection, schema: str
 ) -> None:

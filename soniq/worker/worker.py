@@ -126,6 +126,7 @@ class Worker:
         self._retry_policy = retry_policy
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._claims_stopped = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
         # Claims this worker still owns: running, or finished but not yet written.
         self._owned: dict[int, uuid.UUID] = {}
@@ -143,6 +144,11 @@ class Worker:
             logger.info("worker %s stopping: no new claims", self.id)
         self._stopping.set()
         self._wake.set()
+
+    async def claims_stopped(self) -> None:
+        """Wait until no claim is in flight and none will start: after :meth:`stop`, a job
+        enqueued once this returns stays queued for another worker."""
+        await self._claims_stopped.wait()
 
     def hard_stop(self) -> None:
         """Cancel running jobs now; they are released back to the queue unspent."""
@@ -189,6 +195,7 @@ class Worker:
             cancelled = True
             grace = 0.0
         finally:
+            self._claims_stopped.set()
             await self._drain(grace)
             self._completer.close()
             with contextlib.suppress(asyncio.TimeoutError):
