@@ -15,6 +15,7 @@ SINGLE = "enqueue_single"
 BULK = "enqueue_bulk"
 LATENCY = "latency"
 RSS = "worker_rss"
+VALIDATION = "validation_cost"
 
 
 def drain_scenario(concurrency: int) -> str:
@@ -55,7 +56,7 @@ DEFAULT_SIZES = Sizes(
     single_jobs=2000,
     single_seconds=0.8,
     bulk_jobs=20_000,
-    drain_jobs=30_000,  # large enough that worker start-up is a small part of the time
+    drain_jobs=20_000,  # large enough that worker start-up is a small part of the time
     latency_samples=300,
     latency_gap=0.002,
     rss_jobs=3000,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import interleaved, report
-from bench.config import BULK, LATENCY, RSS, SINGLE, Sizes
+from bench.config import BULK, LATENCY, RSS, SINGLE, VALIDATION, Sizes
 from bench.database import ScratchDatabases, server_facts
 from bench.scenarios import ONE_AT_A_TIME, Measurement, drain
 from bench.systems import Drain, System, load
@@ -52,7 +52,7 @@ def _plan(systems: list[System]) -> list[list[Step]]:
                 groups.setdefault(spec.scenario, []).append(
                     Step(system, variant.key, spec.scenario, spec)
                 )
-    groups.update({LATENCY: [], RSS: []})
+    groups.update({LATENCY: [], RSS: [], VALIDATION: []})
     for system in systems:
         for variant in system.variants():
             for scenario in variant.scenarios:

@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.config import BULK, RSS, RSS_CONCURRENCY, Sizes
+from bench.config import BULK, RSS, RSS_CONCURRENCY, VALIDATION, Sizes
 from bench.probe import PROBE, make_args
 from bench.systems import Drain, System
 
@@ -189,4 +189,33 @@ async def _sample_rss(pid: int, exited: asyncio.Future[Any]) -> int:
     return peak
 
 
-ONE_AT_A_TIME = {BULK: enqueue_bulk, RSS: worker_rss}
+async def validation_cost(system: System, variant: str, sizes: Sizes, m: Measurement) -> None:
+    """The same drain with and without an args model, back to back in the order model, none,
+    none, model: each side runs first once and second once, so neither gains from going
+    after the other. Wall-clock and CPU costs are from the sums of each side's two drains."""
+    pair = system.without_model(variant)
+    if pair is None:
+        m.error = f"{variant} has no variant without a model"
+        return
+    unvalidated, spec = pair
+    seconds = {variant: 0.0, unvalidated: 0.0}
+    cpu = dict.fromkeys(seconds, 0.0)
+    for key in (variant, unvalidated, unvalidated, variant):
+        run = Measurement(system.name, key, spec.scenario, m.repeat)
+        await drain(system, key, spec, sizes, run)
+        if run.error or not run.verified:
+            m.error = f"{key}: {run.error or 'counts in the database did not match'}"
+            return
+        seconds[key] += sizes.drain_jobs / run.metrics["jobs_per_s"]
+        cpu[key] += run.metrics["cpu_us_per_job"]
+        m.jobs_enqueued += run.jobs_enqueued
+        m.jobs_ran = (m.jobs_ran or 0) + (run.jobs_ran or 0)
+    m.metrics["with_model_per_s"] = 2 * sizes.drain_jobs / seconds[variant]
+    m.metrics["without_model_per_s"] = 2 * sizes.drain_jobs / seconds[unvalidated]
+    m.metrics["cost_pct"] = 100 * (1 - seconds[unvalidated] / seconds[variant])
+    m.metrics["cpu_cost_pct"] = 100 * (1 - cpu[unvalidated] / cpu[variant])
+    m.extra.update(concurrency=spec.concurrency, label=spec.label)
+    m.verified = True
+
+
+ONE_AT_A_TIME = {BULK: enqueue_bulk, RSS: worker_rss, VALIDATION: validation_cost}

@@ -49,6 +49,11 @@ class System(ABC):
         assert self._db is not None, "open() the system first"
         return self._db
 
+    def without_model(self, variant: str) -> tuple[str, Drain] | None:
+        """For the validation-cost scenario: the variant that runs the same handler with no
+        args model, and the drain setting to compare at. None: the system has no such pair."""
+        return None
+
     async def open(self, *, install: bool) -> None:
         """Connect; with ``install``, create the system's tables in the empty database."""
         self._db = await asyncpg.connect(self.url, timeout=10)

@@ -7,7 +7,15 @@ import asyncio
 import contextlib
 from typing import Any
 
-from bench.config import BULK, DRAIN_CONCURRENCIES, LATENCY, RSS, SINGLE, drain_scenario
+from bench.config import (
+    BULK,
+    DRAIN_CONCURRENCIES,
+    LATENCY,
+    RSS,
+    SINGLE,
+    VALIDATION,
+    drain_scenario,
+)
 from bench.probe import BenchArgs, handle
 from bench.systems.base import Drain, StopWorker, System, Variant
 from soniq import Soniq
@@ -37,17 +45,15 @@ class SoniqSystem(System):
             await handle(**kwargs)
 
     def variants(self) -> list[Variant]:
-        def drains(label: str) -> tuple[Drain, ...]:
-            # BEST_CONCURRENCY mirrors pgqueuer's batch 500: each system's best setting.
-            return tuple(
-                Drain(drain_scenario(c), c, f"{label}c{c}")
-                for c in (*DRAIN_CONCURRENCIES, BEST_CONCURRENCY)
-            )
+        # BEST_CONCURRENCY mirrors pgqueuer's batch 500: each system's best setting.
+        drains = tuple(
+            Drain(drain_scenario(c), c, f"c{c}") for c in (*DRAIN_CONCURRENCIES, BEST_CONCURRENCY)
+        )
+        return [Variant("soniq", "soniq", (SINGLE, BULK, LATENCY, RSS, VALIDATION), drains)]
 
-        return [
-            Variant("soniq", "soniq", (SINGLE, BULK, LATENCY, RSS), drains("")),
-            Variant("soniq-nomodel", "soniq (no model)", (), drains("")),
-        ]
+    def without_model(self, variant: str) -> tuple[str, Drain]:
+        best = Drain(drain_scenario(BEST_CONCURRENCY), BEST_CONCURRENCY, f"c{BEST_CONCURRENCY}")
+        return "soniq-nomodel", best
 
     def tables(self) -> list[str]:
         return [f"{SCHEMA}.jobs"]
