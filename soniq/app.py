@@ -6,23 +6,18 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
-import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, overload
-from zoneinfo import ZoneInfo
 
 import asyncpg
 from pydantic import BaseModel
 
 from soniq import embedded, tracing
 from soniq.contracts import ContractsReport, check_waiting_jobs
-from soniq.cron import Cron
 from soniq.db.connection import (
     EMBEDDED,
-    connect,
     create_pool,
     pooled,
     resolve_database_url,
@@ -37,21 +32,20 @@ from soniq.dead_letter import DeadLetterQueue
 from soniq.enqueue import Target, build_job, encode_args, encode_many, resolve_target
 from soniq.errors import (
     ConfigurationError,
-    JobFailedError,
     JobNotFoundError,
     RegistrationError,
-    ResultTimeoutError,
 )
 from soniq.job import Job, JobState
 from soniq.metrics import Metrics
 from soniq.names import check_queue_name, check_schema_name
-from soniq.periodic import Schedule
+from soniq.periodic import Schedule, check_timing
 from soniq.registry import Middleware, Registry, Upcaster, build_spec
+from soniq.results import wait_for_result
 from soniq.task_ref import ArgsT, TaskRef
-from soniq.waiting import wait_event
 from soniq.worker.executor import RetryPolicy
 from soniq.worker.presence import Presence
 from soniq.worker.scheduler import Scheduler
+from soniq.worker.signals import handle_signals
 from soniq.worker.worker import Worker, WorkerConfig
 
 logger = logging.getLogger("soniq")
@@ -340,27 +334,7 @@ class Soniq:
         Each tick is enqueued exactly once however many workers run. After downtime, at
         most ``catch_up`` missed ticks are enqueued (the most recent ones; 0: none).
         """
-        if (cron is None) == (every is None):
-            raise RegistrationError("@app.periodic needs exactly one of cron=... or every=...")
-        parsed: Cron | None = None
-        if cron is not None:
-            try:
-                parsed = Cron(cron)
-            except ValueError as exc:
-                raise RegistrationError(str(exc)) from None
-        if every is not None and (not isinstance(every, timedelta) or every <= timedelta(0)):
-            raise RegistrationError(f"every= must be a positive timedelta, got {every!r}")
-        try:
-            zone = ZoneInfo(timezone)
-        except (ValueError, LookupError):
-            raise RegistrationError(f"unknown time zone {timezone!r}") from None
-        if isinstance(catch_up, bool) or not isinstance(catch_up, int) or catch_up < 0:
-            raise RegistrationError("catch_up must be an integer >= 0")
-        if parsed is not None:
-            try:
-                parsed.next_after(datetime.now(zone), zone)
-            except ValueError as exc:
-                raise RegistrationError(str(exc)) from None
+        parsed, zone = check_timing(cron, every, timezone, catch_up)
 
         def add(task: TaskRef[Any] | Callable[..., Any]) -> None:
             resolved = resolve_target(task, self._registry, default_retries=self._default_retries)
@@ -618,34 +592,10 @@ class Soniq:
         or cancelled, :class:`ResultTimeoutError` if it has not finished within ``timeout``,
         and :class:`JobNotFoundError` if it does not exist (or was pruned)."""
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        finished = asyncio.Event()
-
-        def on_finished(_c: object, _pid: int, _channel: str, payload: str) -> None:
-            # '' is a batch of successes (ids not listed): look at the row again.
-            if payload in ("", str(job_id)):
-                finished.set()
-
         pool = await self._get_pool()
-        conn = await connect(self._url, self.schema)
-        try:
-            with translate_errors(self._url, self.schema):
-                await conn.add_listener(self._store.results_channel, on_finished)
-                # Listening before the first look: a job finishing in between still wakes us.
-                while True:
-                    finished.clear()
-                    job = await self._store.get(pool, job_id)
-                    if job is None:
-                        raise JobNotFoundError(job_id)
-                    if job.state is JobState.DONE:
-                        return job.result if model is None else model.model_validate(job.result)
-                    if job.state in (JobState.DEAD, JobState.CANCELLED):
-                        raise JobFailedError(job_id, job.state.value, job.error)
-                    if not await wait_event(finished, max(0.0, deadline - loop.time())):
-                        raise ResultTimeoutError(job_id, seconds)
-        finally:
-            await conn.close()
+        return await wait_for_result(
+            self._url, self._store, pool, job_id, seconds=seconds, model=model
+        )
 
     async def cancel(self, job_id: int) -> bool:
         """Cancel a job: a queued job becomes ``cancelled`` at once; a running one is asked to
@@ -744,7 +694,7 @@ class Soniq:
         if self._schedules:
             scheduler = Scheduler(PeriodicStore(self.schema), pool, self._schedules)
             services.append(asyncio.ensure_future(scheduler.run()))
-        restore_signals = _handle_signals(worker)
+        restore_signals = handle_signals(worker)
         try:
             await worker.run()
         finally:
@@ -782,36 +732,3 @@ class Soniq:
         from soniq.testing import drain
 
         return await drain(self, queues)
-
-
-def _handle_signals(worker: Worker) -> Callable[[], None]:
-    """First SIGTERM/SIGINT: graceful stop; second: cancel running jobs now. Installed only
-    in the main thread and only when SIGTERM has no handler yet (a web server running the
-    worker in its lifespan keeps its own), so it never steals another framework's signals."""
-    if threading.current_thread() is not threading.main_thread() or (
-        signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
-        return lambda: None
-    loop = asyncio.get_running_loop()
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    received = 0
-
-    def on_signal(sig: signal.Signals) -> None:
-        nonlocal received
-        received += 1
-        if received == 1:
-            logger.info("%s received: finishing running jobs (send again to stop now)", sig.name)
-            worker.stop()
-        else:
-            logger.info("%s received again: releasing running jobs now", sig.name)
-            worker.hard_stop()
-
-    for sig in previous:
-        loop.add_signal_handler(sig, on_signal, sig)
-
-    def restore() -> None:
-        for sig, handler in previous.items():
-            loop.remove_signal_handler(sig)
-            signal.signal(sig, handler)
-
-    return restore

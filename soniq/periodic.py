@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from soniq.cron import Cron
 from soniq.db.jobs import NewJob
+from soniq.errors import RegistrationError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # A tick handled within this long of its time is on time, not a missed one.
@@ -55,3 +56,32 @@ class Schedule:
             return on_time
         missed = [t for t in ticks if t not in on_time]
         return missed[len(missed) - self.catch_up :] + on_time if self.catch_up else on_time
+
+
+def check_timing(
+    cron: str | None, every: timedelta | None, zone_name: str, catch_up: int
+) -> tuple[Cron | None, ZoneInfo]:
+    """The parsed cron expression (None for ``every``) and time zone of a schedule, or
+    :class:`RegistrationError` naming what is wrong."""
+    if (cron is None) == (every is None):
+        raise RegistrationError("@app.periodic needs exactly one of cron=... or every=...")
+    parsed: Cron | None = None
+    if cron is not None:
+        try:
+            parsed = Cron(cron)
+        except ValueError as exc:
+            raise RegistrationError(str(exc)) from None
+    if every is not None and (not isinstance(every, timedelta) or every <= timedelta(0)):
+        raise RegistrationError(f"every= must be a positive timedelta, got {every!r}")
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ValueError, LookupError):
+        raise RegistrationError(f"unknown time zone {zone_name!r}") from None
+    if isinstance(catch_up, bool) or not isinstance(catch_up, int) or catch_up < 0:
+        raise RegistrationError("catch_up must be an integer >= 0")
+    if parsed is not None:
+        try:
+            parsed.next_after(datetime.now(zone), zone)
+        except ValueError as exc:
+            raise RegistrationError(str(exc)) from None
+    return parsed, zone
