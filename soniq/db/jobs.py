@@ -222,7 +222,7 @@ class JobStore:
             )""",
         )
         self._claim_queues = claim.replace(
-            "{queues}", "queues(name) AS (SELECT unnest($8::text[]))"
+            "{queues}", "queues(name) AS (SELECT DISTINCT unnest($8::text[]))"
         )
         # A failed attempt of a job whose cancellation was requested is not retried.
         retry = "(o.state = 'queued' AND j.cancel_requested_at IS NULL)"
