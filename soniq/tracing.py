@@ -8,10 +8,9 @@ the consumer's span joins the producer's trace. Without opentelemetry-api instal
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -76,7 +75,7 @@ def record_exception(exc: BaseException) -> None:
     if ENABLED:
         # The span renders str(exc), which user code can make raise; the attempt's outcome
         # must still be written.
-        with contextlib.suppress(Exception):
+        with suppress(Exception):
             trace.get_current_span().record_exception(exc)
 
 
