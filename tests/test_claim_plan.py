@@ -92,20 +92,30 @@ async def _literals(conn: asyncpg.Connection, sql: str, params: tuple[Any, ...])
 
 
 async def _explain(
-    conn: asyncpg.Connection, sql: str, params: tuple[Any, ...], plan_mode: str
+    conn: asyncpg.Connection,
+    sql: str,
+    params: tuple[Any, ...],
+    plan_mode: str = "auto",
+    *,
+    analyze: bool = False,
 ) -> list[dict[str, Any]]:
-    """The plan PostgreSQL runs for ``sql`` as a prepared statement under ``plan_mode``.
+    """The plan PostgreSQL runs for ``sql`` as a prepared statement under ``plan_mode``;
+    with ``analyze`` it runs too, inside a transaction that is rolled back.
 
     SQL-level PREPARE + EXPLAIN EXECUTE, not EXPLAIN with bound parameters: the latter always
     plans with the values known (a custom plan), while a driver that caches the statement
     gets a generic plan after five executions when PostgreSQL judges it no worse.
     """
     args = await _literals(conn, sql, params)
+    options = "ANALYZE, FORMAT JSON" if analyze else "FORMAT JSON"
     await conn.execute(f"SET plan_cache_mode = {plan_mode}")
     await conn.execute(f"PREPARE plan_probe AS {sql}")
+    transaction = conn.transaction()
+    await transaction.start()
     try:
-        raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE plan_probe({args})")
+        raw = await conn.fetchval(f"EXPLAIN ({options}) EXECUTE plan_probe({args})")
     finally:
+        await transaction.rollback()  # undoes what ANALYZE ran; PREPARE is not transactional
         await conn.execute("DEALLOCATE plan_probe")
         await conn.execute("RESET plan_cache_mode")
     document = json.loads(raw) if isinstance(raw, str) else raw
@@ -203,19 +213,9 @@ async def test_outcomes_heartbeats_and_releases_find_jobs_by_primary_key(
 async def _rows_read(db: asyncpg.Connection, sql: str, params: tuple[Any, ...]) -> int:
     """Claim-order index entries the statement read (kept or filtered out), run and rolled
     back: every index scan of jobs but the primary-key lookup of the claimed ids."""
-    args = await _literals(db, sql, params)
-    transaction = db.transaction()
-    await transaction.start()
-    try:
-        await db.execute(f"PREPARE plan_probe AS {sql}")
-        raw = await db.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE plan_probe({args})")
-    finally:
-        await transaction.rollback()  # undoes the claim; PREPARE is not transactional
-        await db.execute("DEALLOCATE plan_probe")
-    document = json.loads(raw) if isinstance(raw, str) else raw
     return sum(
         (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"]
-        for n in _nodes(document[0]["Plan"])
+        for n in await _explain(db, sql, params, analyze=True)
         if n.get("Relation Name") == "jobs" and n.get("Index Name") not in (None, "jobs_pkey")
     )
 
