@@ -28,6 +28,10 @@ STOP_TIMEOUT = 30.0
 _TASKS = {"soniq": MODEL_TASK, "soniq-nomodel": RAW_TASK}
 
 
+def _drain(concurrency: int) -> Drain:
+    return Drain(drain_scenario(concurrency), concurrency, f"c{concurrency}")
+
+
 class SoniqSystem(System):
     name = "soniq"
     packages = ("soniq", "asyncpg", "pydantic")
@@ -46,14 +50,11 @@ class SoniqSystem(System):
 
     def variants(self) -> list[Variant]:
         # BEST_CONCURRENCY mirrors pgqueuer's batch 500: each system's best setting.
-        drains = tuple(
-            Drain(drain_scenario(c), c, f"c{c}") for c in (*DRAIN_CONCURRENCIES, BEST_CONCURRENCY)
-        )
+        drains = tuple(_drain(c) for c in (*DRAIN_CONCURRENCIES, BEST_CONCURRENCY))
         return [Variant("soniq", "soniq", (SINGLE, BULK, LATENCY, RSS, VALIDATION), drains)]
 
     def without_model(self, variant: str) -> tuple[str, Drain]:
-        best = Drain(drain_scenario(BEST_CONCURRENCY), BEST_CONCURRENCY, f"c{BEST_CONCURRENCY}")
-        return "soniq-nomodel", best
+        return "soniq-nomodel", _drain(BEST_CONCURRENCY)
 
     def tables(self) -> list[str]:
         return [f"{SCHEMA}.jobs"]
