@@ -15,6 +15,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from soniq import embedded, tracing
+from soniq.checks import duration, whole_number
 from soniq.contracts import ContractsReport, check_waiting_jobs
 from soniq.db.connection import (
     EMBEDDED,
@@ -60,9 +61,7 @@ _BULK_CHUNK = 1000
 
 
 def _positive(name: str, value: timedelta) -> timedelta:
-    if not isinstance(value, timedelta) or value <= timedelta(0):
-        raise ConfigurationError(f"{name} must be a positive timedelta, got {value!r}")
-    return value
+    return duration(value, name)
 
 
 class Soniq:
@@ -90,16 +89,9 @@ class Soniq:
         if schema is None:
             schema = os.environ.get(SCHEMA_ENV) or DEFAULT_SCHEMA
         self.schema = check_schema_name(schema)
-        if (
-            isinstance(default_retries, bool)
-            or not isinstance(default_retries, int)
-            or (default_retries < 0)
-        ):
-            raise ConfigurationError("default_retries must be an integer >= 0")
-        if not isinstance(max_args_bytes, int) or max_args_bytes < 2:
-            raise ConfigurationError("max_args_bytes must be a positive integer")
-        if not isinstance(pool_size, int) or pool_size < 1:
-            raise ConfigurationError("pool_size must be a positive integer")
+        whole_number(default_retries, "default_retries", minimum=0)
+        whole_number(max_args_bytes, "max_args_bytes", minimum=2)
+        whole_number(pool_size, "pool_size", minimum=1)
         self._default_retries = default_retries
         self._retry_policy = RetryPolicy(
             _positive("retry_backoff", retry_backoff),
@@ -255,15 +247,13 @@ class Soniq:
                 "@app.upcaster() needs a versioned TaskRef (from a generated contract package "
                 "or task_ref(..., version=N))"
             )
-        if (
-            isinstance(from_version, bool)
-            or not isinstance(from_version, int)
-            or not (1 <= from_version < ref.version)
-        ):
-            raise RegistrationError(
-                f"@app.upcaster({ref.name!r}): from_version must be an integer from 1 to "
-                f"{ref.version - 1} (the ref is version {ref.version})"
-            )
+        whole_number(
+            from_version,
+            f"@app.upcaster({ref.name!r}) of a version {ref.version} ref: from_version",
+            minimum=1,
+            maximum=ref.version - 1,
+            error=RegistrationError,
+        )
 
         def register(upcaster: Upcaster) -> Upcaster:
             if not callable(upcaster):
@@ -654,8 +644,7 @@ class Soniq:
             queues = [check_queue_name(q) for q in queues]
             if not queues:
                 raise ConfigurationError("queues=[] names no queue: pass None for all queues")
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ConfigurationError("concurrency must be a positive integer")
+        whole_number(concurrency, "concurrency", minimum=1)
         config = WorkerConfig(
             queues=None if queues is None else tuple(queues),
             concurrency=concurrency,

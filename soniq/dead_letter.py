@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import asyncpg
 
+from soniq.checks import whole_number
 from soniq.db.connection import translate_errors
 from soniq.db.jobs import JobStore
-from soniq.errors import ConfigurationError
 from soniq.job import Job
 
 _REPLAY_RACE_RETRIES = 5
@@ -35,8 +35,7 @@ class DeadLetterQueue:
         self, *, task_name: str | None = None, queue: str | None = None, limit: int = 100
     ) -> builtins.list[Job]:
         """Dead jobs, most recently dead-lettered first."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ConfigurationError(f"limit must be a positive integer, got {limit!r}")
+        whole_number(limit, "limit", minimum=1)
         pool = await self._pool()
         with translate_errors(self._url(), self._store.schema):
             return await self._store.list_dead(pool, task_name=task_name, queue=queue, limit=limit)

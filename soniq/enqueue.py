@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, from_json
 
+from soniq.checks import INT32, duration, whole_number
 from soniq.db.jobs import NewJob
 from soniq.errors import (
     ArgsNotJSONError,
@@ -30,7 +31,6 @@ MAX_DEDUP_KEY_LENGTH = 1000
 # JSON parsers here (pydantic-core's, like Python's int()) refuse integers of more than
 # 4,300 digits; stored args shorter than this cannot hold one.
 _EXACT_MAX_BYTES = 4000
-_INT32 = range(-(2**31), 2**31)
 
 
 @dataclass(frozen=True)
@@ -360,10 +360,7 @@ def scheduled_time(
             )
         return scheduled_at
     if delay is not None:
-        if isinstance(delay, (int, float)) and not isinstance(delay, bool):
-            delay = timedelta(seconds=delay)
-        if not isinstance(delay, timedelta):
-            raise EnqueueError("delay must be a timedelta or a number of seconds")
+        delay = duration(delay, "delay", seconds=True, positive=False, error=EnqueueError)
         return datetime.now(timezone.utc) + delay
     return None
 
@@ -389,10 +386,10 @@ def build_job(
     trace_context: str | None,
 ) -> NewJob:
     """Combine a resolved target, encoded args and per-call options into a row to insert."""
-    if priority is not None and (
-        isinstance(priority, bool) or not isinstance(priority, int) or priority not in _INT32
-    ):
-        raise EnqueueError(f"priority must be a 32-bit integer, got {priority!r}")
+    if priority is not None:
+        whole_number(
+            priority, "priority", minimum=INT32.start, maximum=INT32.stop - 1, error=EnqueueError
+        )
     if dedup_key is not None and (
         not isinstance(dedup_key, str)
         or not dedup_key

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from soniq.checks import duration, whole_number
 from soniq.cron import Cron
 from soniq.db.jobs import NewJob
 from soniq.errors import RegistrationError
@@ -71,14 +72,13 @@ def check_timing(
             parsed = Cron(cron)
         except ValueError as exc:
             raise RegistrationError(str(exc)) from None
-    if every is not None and (not isinstance(every, timedelta) or every <= timedelta(0)):
-        raise RegistrationError(f"every= must be a positive timedelta, got {every!r}")
+    if every is not None:
+        duration(every, "every=", error=RegistrationError)
     try:
         zone = ZoneInfo(zone_name)
     except (ValueError, LookupError):
         raise RegistrationError(f"unknown time zone {zone_name!r}") from None
-    if isinstance(catch_up, bool) or not isinstance(catch_up, int) or catch_up < 0:
-        raise RegistrationError("catch_up must be an integer >= 0")
+    whole_number(catch_up, "catch_up", minimum=0, error=RegistrationError)
     if parsed is not None:
         try:
             parsed.next_after(datetime.now(zone), zone)

@@ -11,6 +11,7 @@ from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, create_model
 
+from soniq.checks import duration, whole_number
 from soniq.errors import RegistrationError
 from soniq.job import JobContext
 from soniq.names import check_queue_name, check_task_name
@@ -112,14 +113,11 @@ def build_spec(
         isinstance(result_model, type) and issubclass(result_model, BaseModel)
     ):
         raise RegistrationError(f"job {name!r}: result= must be a pydantic model class")
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise RegistrationError(f"job {name!r}: retries must be an integer >= 0")
-    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
-        timeout = timedelta(seconds=timeout)
-    if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= timedelta(0)):
-        raise RegistrationError(f"job {name!r}: timeout must be a positive timedelta or seconds")
-    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
-        raise RegistrationError(f"job {name!r}: priority must be an integer")
+    whole_number(retries, f"job {name!r}: retries", minimum=0, error=RegistrationError)
+    if timeout is not None:
+        timeout = duration(timeout, f"job {name!r}: timeout", seconds=True, error=RegistrationError)
+    if priority is not None:
+        whole_number(priority, f"job {name!r}: priority", error=RegistrationError)
     if validate is not None and not (
         isinstance(validate, type) and issubclass(validate, BaseModel)
     ):

@@ -7,6 +7,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel
 
+from soniq.checks import whole_number
 from soniq.errors import RegistrationError
 from soniq.names import check_queue_name, check_task_name
 
@@ -55,10 +56,8 @@ def task_ref(
             f"task_ref({name!r}): args_model must be a pydantic BaseModel subclass, "
             f"got {args_model!r}"
         )
-    if version is not None and (
-        isinstance(version, bool) or not isinstance(version, int) or version < 1
-    ):
-        raise RegistrationError(f"task_ref({name!r}): version must be an integer >= 1")
+    if version is not None:
+        whole_number(version, f"task_ref({name!r}): version", minimum=1, error=RegistrationError)
     return TaskRef(
         name=name,
         args_model=args_model,
