@@ -1,6 +1,8 @@
 """Soniq: background jobs for asyncio services, stored in the PostgreSQL they already run."""
 
 from soniq.app import Soniq
+from soniq.contracts import ContractsReport, VersionReport
+from soniq.dead_letter import DeadLetterQueue
 from soniq.errors import (
     ArgsNotJSONError,
     ArgsTooLargeError,
@@ -20,14 +22,17 @@ from soniq.errors import (
     UnknownTaskError,
 )
 from soniq.job import Job, JobContext, JobError, JobState
+from soniq.status import QueueStats, Status, VersionCount, WorkerRecord
 from soniq.task_ref import TaskRef, task_ref
 
 __all__ = [
     "ArgsNotJSONError",
     "ArgsTooLargeError",
     "ConfigurationError",
+    "ContractsReport",
     "DatabaseError",
     "DatabaseUnavailableError",
+    "DeadLetterQueue",
     "EnqueueError",
     "InvalidArgumentsError",
     "InvalidNameError",
@@ -38,12 +43,17 @@ __all__ = [
     "JobNotFoundError",
     "JobState",
     "MigrationError",
+    "QueueStats",
     "RegistrationError",
     "ResultTimeoutError",
     "SchemaNotReadyError",
     "Soniq",
     "SoniqError",
+    "Status",
     "TaskRef",
     "UnknownTaskError",
+    "VersionCount",
+    "VersionReport",
+    "WorkerRecord",
     "task_ref",
 ]

@@ -24,10 +24,10 @@ from soniq.db.connection import (
     resolve_database_url,
     translate_errors,
 )
-from soniq.db.jobs import JobStore, NewJob
+from soniq.db.jobs import JobStore
 from soniq.db.migrate import check_current, migrate
 from soniq.db.periodic import PeriodicStore
-from soniq.db.reports import ReportStore, Status
+from soniq.db.reports import ReportStore
 from soniq.db.workers import WorkerStore
 from soniq.dead_letter import DeadLetterQueue
 from soniq.enqueue import Target, build_job, encode_args, encode_many, resolve_target
@@ -36,12 +36,13 @@ from soniq.errors import (
     JobNotFoundError,
     RegistrationError,
 )
-from soniq.job import Job, JobState
+from soniq.job import Job, JobState, NewJob
 from soniq.metrics import Metrics
 from soniq.names import check_queue_name, check_schema_name
 from soniq.periodic import Schedule, check_timing
 from soniq.registry import Middleware, Registry, Upcaster, build_spec
 from soniq.results import wait_for_result
+from soniq.status import Status
 from soniq.task_ref import ArgsT, TaskRef
 from soniq.worker.executor import RetryPolicy
 from soniq.worker.presence import Presence

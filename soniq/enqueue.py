@@ -13,7 +13,6 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, from_json
 
 from soniq.checks import INT32, duration, whole_number
-from soniq.db.jobs import NewJob
 from soniq.errors import (
     ArgsNotJSONError,
     ArgsTooLargeError,
@@ -21,6 +20,7 @@ from soniq.errors import (
     InvalidArgumentsError,
     UnknownTaskError,
 )
+from soniq.job import NewJob
 from soniq.names import check_queue_name, check_task_name
 from soniq.registry import Registry
 from soniq.roundtrip import float_fields_if_exact

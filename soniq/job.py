@@ -1,11 +1,13 @@
-"""What a job is, as callers see it: its states, its record, and the context a handler gets."""
+"""The job value types: what callers see (state, record, error, handler context) and what
+moves between enqueue, the store and the worker (a new row, a claimed row, an outcome)."""
 
 from __future__ import annotations
 
 import enum
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class JobState(str, enum.Enum):
@@ -64,3 +66,50 @@ class JobContext:
     attempt: int
     max_attempts: int
     enqueued_at: datetime
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated, encoded job ready to insert."""
+
+    task_name: str
+    queue: str
+    args_json: str
+    priority: int
+    max_attempts: int
+    scheduled_at: datetime | None
+    dedup_key: str | None
+    contract_version: int | None
+    contract_fingerprint: str | None
+    trace_context: str | None  # JSON of the producer's W3C trace context
+
+
+class ClaimedJob(NamedTuple):
+    """What a worker needs to run one attempt of a job it has just claimed: a row of the
+    claim statement, whose RETURNING lists these fields in this order. (A tuple, not a
+    frozen dataclass: it is built once per job on the worker's hot path.)"""
+
+    id: int
+    task_name: str
+    queue: str
+    args_json: str
+    attempts: int
+    max_attempts: int
+    enqueued_at: datetime
+    claim_token: uuid.UUID
+    contract_version: int | None
+    queue_wait: float  # seconds from due (enqueued, scheduled or retry time) to this claim
+    trace_context: str | None  # JSON of the producer's W3C trace context
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one attempt: ``state`` is ``done``, ``queued`` (retry), ``dead`` or
+    ``cancelled``; ``result_json`` is a done job's encoded return value (None for None)."""
+
+    job_id: int
+    claim_token: uuid.UUID
+    state: str
+    retry_delay: float = 0.0
+    error: JobError | None = None
+    result_json: str | None = None

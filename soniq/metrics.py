@@ -13,7 +13,7 @@ from soniq.errors import ConfigurationError
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
-    from soniq.db.jobs import ClaimedJob, Outcome
+    from soniq.job import ClaimedJob, Outcome
 
 
 class Metrics:

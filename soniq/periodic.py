@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 from soniq.checks import duration, whole_number
 from soniq.cron import Cron
-from soniq.db.jobs import NewJob
 from soniq.errors import RegistrationError
+from soniq.job import NewJob
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # A tick handled within this long of its time is on time, not a missed one.

@@ -22,7 +22,7 @@ else:
     ENABLED = True
 
 if TYPE_CHECKING:
-    from soniq.db.jobs import ClaimedJob, Outcome
+    from soniq.job import ClaimedJob, Outcome
 
 
 def active() -> bool:

@@ -19,7 +19,8 @@ from typing import Any
 import asyncpg
 
 from soniq import Soniq
-from soniq.db.jobs import ClaimedJob, JobStore, Outcome
+from soniq.db.jobs import JobStore
+from soniq.job import ClaimedJob, Outcome
 
 DONE_ROWS = 1_000_000
 CLAIM_INDEXES = {"jobs_claim_queue_idx"}

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from soniq import RegistrationError, Soniq, task_ref
 from soniq.cron import Cron
-from soniq.db.jobs import NewJob
+from soniq.job import NewJob
 from soniq.periodic import Schedule
 from tests.helpers import count_jobs, start_worker, stop_worker, wait_until
 

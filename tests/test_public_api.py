@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import typing
 
 import soniq
 import soniq.errors
@@ -12,8 +13,10 @@ EXPECTED_ALL = [
     "ArgsNotJSONError",
     "ArgsTooLargeError",
     "ConfigurationError",
+    "ContractsReport",
     "DatabaseError",
     "DatabaseUnavailableError",
+    "DeadLetterQueue",
     "EnqueueError",
     "InvalidArgumentsError",
     "InvalidNameError",
@@ -24,13 +27,18 @@ EXPECTED_ALL = [
     "JobNotFoundError",
     "JobState",
     "MigrationError",
+    "QueueStats",
     "RegistrationError",
     "ResultTimeoutError",
     "SchemaNotReadyError",
     "Soniq",
     "SoniqError",
+    "Status",
     "TaskRef",
     "UnknownTaskError",
+    "VersionCount",
+    "VersionReport",
+    "WorkerRecord",
     "task_ref",
 ]
 
@@ -93,3 +101,25 @@ def test_error_hierarchy_matches_the_documented_tree() -> None:
     for error, parent in parents.items():
         assert error.__bases__ == (parent,), error
     assert soniq.SoniqError.__bases__ == (Exception,)
+
+
+def _soniq_types_in(annotation: object) -> set[type]:
+    """The classes defined inside the soniq package that an annotation mentions."""
+    found: set[type] = set()
+    if inspect.isclass(annotation) and annotation.__module__.startswith("soniq"):
+        found.add(annotation)
+    for arg in typing.get_args(annotation):
+        found |= _soniq_types_in(arg)
+    return found
+
+
+def test_every_type_a_public_method_returns_is_exported() -> None:
+    returned: set[type] = set()
+    for cls in (soniq.Soniq, soniq.DeadLetterQueue):
+        for name, member in inspect.getmembers(cls, inspect.isfunction):
+            if not name.startswith("_"):
+                hints = typing.get_type_hints(member)
+                returned |= _soniq_types_in(hints.get("return"))
+    assert returned, "no soniq types found: the check itself is broken"
+    exported = {getattr(soniq, name) for name in soniq.__all__}
+    assert returned <= exported, sorted(t.__name__ for t in returned - exported)

@@ -23,9 +23,9 @@ from soniq.cli.common import (
     with_app,
 )
 from soniq.contracts import ContractsReport
-from soniq.db.reports import Status
 from soniq.errors import ConfigurationError
 from soniq.job import JobState
+from soniq.status import Status
 from soniq.task_ref import TaskRef
 
 

@@ -17,63 +17,15 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, NamedTuple, TypeAlias
+from datetime import timedelta
+from typing import Any, TypeAlias
 
 import asyncpg
 
-from soniq.job import Job, JobError, JobState
+from soniq.job import ClaimedJob, Job, JobError, JobState, NewJob, Outcome
 
-# A pool, or a caller's connection (possibly inside their transaction).
-Executor: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
-
-
-@dataclass(frozen=True)
-class NewJob:
-    """A validated, encoded job ready to insert."""
-
-    task_name: str
-    queue: str
-    args_json: str
-    priority: int
-    max_attempts: int
-    scheduled_at: datetime | None
-    dedup_key: str | None
-    contract_version: int | None
-    contract_fingerprint: str | None
-    trace_context: str | None  # JSON of the producer's W3C trace context
-
-
-class ClaimedJob(NamedTuple):
-    """What a worker needs to run one attempt of a job it has just claimed: a row of the
-    claim statement, whose RETURNING lists these fields in this order. (A tuple, not a
-    frozen dataclass: it is built once per job on the worker's hot path.)"""
-
-    id: int
-    task_name: str
-    queue: str
-    args_json: str
-    attempts: int
-    max_attempts: int
-    enqueued_at: datetime
-    claim_token: uuid.UUID
-    contract_version: int | None
-    queue_wait: float  # seconds from due (enqueued, scheduled or retry time) to this claim
-    trace_context: str | None  # JSON of the producer's W3C trace context
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The result of one attempt: ``state`` is ``done``, ``queued`` (retry), ``dead`` or
-    ``cancelled``; ``result_json`` is a done job's encoded return value (None for None)."""
-
-    job_id: int
-    claim_token: uuid.UUID
-    state: str
-    retry_delay: float = 0.0
-    error: JobError | None = None
-    result_json: str | None = None
+# What a statement runs on: a pool, or a caller's connection (possibly in their transaction).
+Queryable: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 
 
 _JOB_COLUMNS = """id, task_name, queue, args, state, priority, attempts, max_attempts,
@@ -388,7 +340,7 @@ class JobStore:
             WHERE state = 'dead' AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))
             RETURNING id"""
 
-    async def insert(self, db: Executor, job: NewJob) -> int | None:
+    async def insert(self, db: Queryable, job: NewJob) -> int | None:
         """Insert one job and wake a worker; ``None`` when its dedup_key is already live."""
         row = await db.fetchrow(
             self._insert if job.dedup_key is None else self._insert_dedup,
@@ -406,11 +358,11 @@ class JobStore:
         )
         return None if row is None else int(row["id"])
 
-    async def live_id_for_dedup_key(self, db: Executor, dedup_key: str) -> int | None:
+    async def live_id_for_dedup_key(self, db: Queryable, dedup_key: str) -> int | None:
         value = await db.fetchval(self._live_id_for_dedup_key, dedup_key)
         return None if value is None else int(value)
 
-    async def insert_many(self, db: Executor, template: NewJob, args_json: list[str]) -> list[int]:
+    async def insert_many(self, db: Queryable, template: NewJob, args_json: list[str]) -> list[int]:
         """Insert one job per args text (same task and options) in one statement."""
         row = await db.fetchrow(
             self._insert_many,
@@ -430,7 +382,7 @@ class JobStore:
 
     async def claim(
         self,
-        db: Executor,
+        db: Queryable,
         *,
         limit: int,
         queues: Sequence[str] | None,
@@ -456,7 +408,7 @@ class JobStore:
             rows = await db.fetch(self._claim_queues, *params, list(queues))
         return [ClaimedJob._make(row) for row in rows]
 
-    async def record_outcomes(self, db: Executor, outcomes: Sequence[Outcome]) -> set[int]:
+    async def record_outcomes(self, db: Queryable, outcomes: Sequence[Outcome]) -> set[int]:
         """Write finished attempts; returns the ids still owned (the others were fenced out).
 
         Successes, the bulk of any batch, go through a lean statement of two arrays; the
@@ -492,7 +444,7 @@ class JobStore:
             owned.update(row["id"] for row in rows)
         return owned
 
-    async def release(self, db: Executor, claims: Sequence[tuple[int, uuid.UUID]]) -> set[int]:
+    async def release(self, db: Queryable, claims: Sequence[tuple[int, uuid.UUID]]) -> set[int]:
         """Give claimed jobs back to the queue without spending their attempt."""
         rows = await db.fetch(
             self._release,
@@ -504,7 +456,7 @@ class JobStore:
         return {row["id"] for row in rows}
 
     async def heartbeat(
-        self, db: Executor, claims: Sequence[tuple[int, uuid.UUID]], lease: timedelta
+        self, db: Queryable, claims: Sequence[tuple[int, uuid.UUID]], lease: timedelta
     ) -> dict[int, bool]:
         """Extend the leases this worker still owns; returns those ids, each with whether
         its cancellation was requested."""
@@ -513,27 +465,27 @@ class JobStore:
         )
         return {row["id"]: row["cancel_requested"] for row in rows}
 
-    async def rescue_expired(self, db: Executor, *, limit: int) -> list[tuple[int, str]]:
+    async def rescue_expired(self, db: Queryable, *, limit: int) -> list[tuple[int, str]]:
         """Take back running jobs whose lease ran out: requeue them, or dead-letter them when
         their attempts are spent. Returns (id, new state) pairs."""
         rows = await db.fetch(self._rescue, limit, self.channel, self.results_channel)
         return [(row["id"], row["state"]) for row in rows]
 
-    async def prune_finished(self, db: Executor, *, older_than: timedelta, limit: int) -> int:
+    async def prune_finished(self, db: Queryable, *, older_than: timedelta, limit: int) -> int:
         """Delete up to ``limit`` done or cancelled jobs older than ``older_than``."""
         status: str = await db.execute(self._prune_finished, older_than, limit)
         return int(status.rsplit(" ", 1)[-1])
 
-    async def prune_dead(self, db: Executor, *, older_than: timedelta, limit: int) -> int:
+    async def prune_dead(self, db: Queryable, *, older_than: timedelta, limit: int) -> int:
         """Delete up to ``limit`` dead jobs dead-lettered more than ``older_than`` ago."""
         status: str = await db.execute(self._prune_dead, older_than, limit)
         return int(status.rsplit(" ", 1)[-1])
 
-    async def get(self, db: Executor, job_id: int) -> Job | None:
+    async def get(self, db: Queryable, job_id: int) -> Job | None:
         row = await db.fetchrow(self._get, job_id)
         return None if row is None else _job_from_row(row)
 
-    async def cancel(self, db: Executor, job_id: int) -> str | None:
+    async def cancel(self, db: Queryable, job_id: int) -> str | None:
         """Cancel a queued job, or ask the worker running it to stop; returns the job's state
         afterwards (``cancelled`` or ``running``), None when it is not queued or running."""
         row = await db.fetchrow(self._cancel, job_id, self.results_channel, self.cancel_channel)
@@ -541,7 +493,7 @@ class JobStore:
 
     async def list_jobs(
         self,
-        db: Executor,
+        db: Queryable,
         *,
         state: str | None,
         queue: str | None,
@@ -553,14 +505,14 @@ class JobStore:
         return [_job_from_row(row) for row in rows]
 
     async def list_dead(
-        self, db: Executor, *, task_name: str | None, queue: str | None, limit: int
+        self, db: Queryable, *, task_name: str | None, queue: str | None, limit: int
     ) -> list[Job]:
         rows = await db.fetch(self._list_dead, task_name, queue, limit)
         return [_job_from_row(row) for row in rows]
 
     async def count_dead(
         self,
-        db: Executor,
+        db: Queryable,
         *,
         task_name: str | None,
         queue: str | None,
@@ -571,7 +523,7 @@ class JobStore:
 
     async def dead_ids(
         self,
-        db: Executor,
+        db: Queryable,
         *,
         task_name: str | None,
         queue: str | None,
@@ -584,13 +536,13 @@ class JobStore:
         rows = await db.fetch(self._dead_ids, task_name, queue, older_than, below_id, limit)
         return [row["id"] for row in rows]
 
-    async def replay(self, db: Executor, job_ids: Sequence[int]) -> list[int]:
+    async def replay(self, db: Queryable, job_ids: Sequence[int]) -> list[int]:
         """Move dead jobs back to the queue with their attempt count reset (except those whose
         dedup_key a live job holds); returns the ids moved."""
         rows = await db.fetch(self._replay, list(job_ids), self.channel)
         return [row["id"] for row in rows]
 
-    async def purge_dead(self, db: Executor, job_ids: Sequence[int] | None) -> int:
+    async def purge_dead(self, db: Queryable, job_ids: Sequence[int] | None) -> int:
         """Delete the given dead jobs, or every dead job when ``job_ids`` is None."""
         rows = await db.fetch(self._purge_dead, None if job_ids is None else list(job_ids))
         return len(rows)

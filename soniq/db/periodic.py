@@ -7,7 +7,7 @@ from datetime import datetime
 
 import asyncpg
 
-from soniq.db.jobs import NewJob
+from soniq.job import NewJob
 
 
 class PeriodicStore:

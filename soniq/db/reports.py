@@ -3,49 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 
 import asyncpg
 
-from soniq.db.jobs import Executor
-from soniq.db.workers import STALE_AFTER_LEASES, WorkerRecord
-
-
-@dataclass(frozen=True)
-class QueueStats:
-    queue: str
-    queued: int  # due now
-    scheduled: int  # waiting for a future time (delayed, or retrying with backoff)
-    running: int
-    done_last_hour: int
-    dead: int
-    oldest_wait_seconds: float | None  # how long the oldest due job has waited
-
-
-@dataclass(frozen=True)
-class VersionCount:
-    task_name: str
-    contract_version: int | None
-    state: str  # queued, scheduled or dead
-    count: int
-
-
-@dataclass(frozen=True)
-class WaitingJob:
-    id: int
-    contract_version: int | None
-    state: str
-    args_json: str
-
-
-@dataclass(frozen=True)
-class Status:
-    """What ``soniq status`` shows: queues, live workers, and jobs no live worker may run."""
-
-    queues: list[QueueStats]
-    workers: list[WorkerRecord]
-    waiting_for_newer_consumer: list[VersionCount]
-
+from soniq.db.jobs import Queryable
+from soniq.db.workers import STALE_AFTER_LEASES
+from soniq.status import QueueStats, VersionCount, WaitingJob
 
 _LIVE_WORKER = (
     f"w.heartbeat_at >= now() - make_interval(secs => {STALE_AFTER_LEASES} * w.lease_seconds)"
@@ -103,7 +66,7 @@ class ReportStore:
             WHERE task_name = $1 AND state IN ('queued', 'dead')
             ORDER BY id"""
 
-    async def queue_stats(self, db: Executor) -> list[QueueStats]:
+    async def queue_stats(self, db: Queryable) -> list[QueueStats]:
         rows = await db.fetch(self._queue_stats)
         return [
             QueueStats(
@@ -118,14 +81,14 @@ class ReportStore:
             for row in rows
         ]
 
-    async def waiting_for_newer_consumer(self, db: Executor) -> list[VersionCount]:
+    async def waiting_for_newer_consumer(self, db: Queryable) -> list[VersionCount]:
         rows = await db.fetch(self._waiting_for_newer)
         return [
             VersionCount(row["task_name"], row["contract_version"], "queued", row["count"])
             for row in rows
         ]
 
-    async def contract_versions(self, db: Executor) -> list[VersionCount]:
+    async def contract_versions(self, db: Queryable) -> list[VersionCount]:
         """Per task, version and state (queued, scheduled, dead): how many jobs wait."""
         rows = await db.fetch(self._versions)
         return [

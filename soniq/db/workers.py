@@ -4,26 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
-from soniq.db.jobs import Executor
+from soniq.db.jobs import Queryable
+from soniq.status import WorkerRecord
 
 # A worker row whose heartbeat is older than this many leases is gone (killed, partitioned).
 STALE_AFTER_LEASES = 3
-
-
-@dataclass(frozen=True)
-class WorkerRecord:
-    id: str
-    hostname: str
-    pid: int
-    queues: list[str] | None
-    tasks: dict[str, int | None]
-    concurrency: int
-    started_at: datetime
-    heartbeat_at: datetime
-    heartbeat_age_seconds: float
 
 
 class WorkerStore:
@@ -50,7 +36,7 @@ class WorkerStore:
 
     async def register(
         self,
-        db: Executor,
+        db: Queryable,
         *,
         worker_id: str,
         hostname: str,
@@ -71,13 +57,13 @@ class WorkerStore:
             lease_seconds,
         )
 
-    async def remove(self, db: Executor, worker_id: str) -> None:
+    async def remove(self, db: Queryable, worker_id: str) -> None:
         await db.execute(self._remove, worker_id)
 
-    async def remove_stale(self, db: Executor) -> None:
+    async def remove_stale(self, db: Queryable) -> None:
         await db.execute(self._remove_stale)
 
-    async def live(self, db: Executor) -> list[WorkerRecord]:
+    async def live(self, db: Queryable) -> list[WorkerRecord]:
         rows = await db.fetch(self._live)
         return [
             WorkerRecord(

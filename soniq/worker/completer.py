@@ -10,7 +10,8 @@ from collections.abc import Callable
 import asyncpg
 
 from soniq.db.connection import CONNECTION_ERRORS, pooled
-from soniq.db.jobs import JobStore, Outcome
+from soniq.db.jobs import JobStore
+from soniq.job import Outcome
 from soniq.waiting import backoff
 
 logger = logging.getLogger("soniq.worker")

@@ -16,8 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from soniq import tracing
-from soniq.db.jobs import ClaimedJob, Outcome
-from soniq.job import JobContext, JobError
+from soniq.job import ClaimedJob, JobContext, JobError, Outcome
 from soniq.registry import CallNext, JobSpec, Middleware, Upcaster
 
 

@@ -33,8 +33,8 @@ import asyncpg
 
 from soniq import tracing
 from soniq.db.connection import CONNECTION_ERRORS, pooled
-from soniq.db.jobs import ClaimedJob, JobStore, Outcome
-from soniq.job import JobError
+from soniq.db.jobs import JobStore
+from soniq.job import ClaimedJob, JobError, Outcome
 from soniq.metrics import Metrics
 from soniq.registry import Registry
 from soniq.waiting import backoff, wait_event

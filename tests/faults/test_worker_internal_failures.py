@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from soniq import Soniq
-from soniq.db.jobs import Outcome
+from soniq.job import Outcome
 from tests.helpers import start_worker, stop_worker, wait_until
 
 LEASE = timedelta(seconds=1)
