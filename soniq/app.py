@@ -27,7 +27,6 @@ from soniq.db.connection import (
 from soniq.db.jobs import JobStore
 from soniq.db.migrate import check_current, migrate
 from soniq.db.periodic import PeriodicStore
-from soniq.db.reports import ReportStore
 from soniq.db.workers import WorkerStore
 from soniq.dead_letter import DeadLetterQueue
 from soniq.enqueue import Target, build_job, encode_args, encode_many, resolve_target
@@ -105,7 +104,6 @@ class Soniq:
         )
         self._pool_size = pool_size
         self._store = JobStore(self.schema)
-        self._reports = ReportStore(self.schema)
         self._registry = Registry()
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
@@ -429,9 +427,9 @@ class Soniq:
         db = connection if connection is not None else await self._get_pool()
         with translate_errors(self._url, self.schema):
             for _ in range(_DEDUP_RACE_RETRIES):
-                job_id = await self._store.insert(db, new_job)
+                job_id = await self._store.writes.insert(db, new_job)
                 if job_id is None and dedup_key is not None:
-                    job_id = await self._store.live_id_for_dedup_key(db, dedup_key)
+                    job_id = await self._store.writes.live_id_for_dedup_key(db, dedup_key)
                 if job_id is not None:
                     if self._metrics is not None:
                         self._metrics.enqueued(new_job.task_name, new_job.queue)
@@ -526,7 +524,7 @@ class Soniq:
                         if inserting is not None:
                             ids += await inserting
                         inserting = asyncio.ensure_future(
-                            self._store.insert_many(conn, template, chunk)
+                            self._store.writes.insert_many(conn, template, chunk)
                         )
                         await asyncio.sleep(0)  # let it send the statement before we encode on
                     assert inserting is not None
@@ -544,7 +542,7 @@ class Soniq:
         """The job with this id; raises :class:`JobNotFoundError` if there is none."""
         pool = await self._get_pool()
         with translate_errors(self._url, self.schema):
-            job = await self._store.get(pool, job_id)
+            job = await self._store.reads.get(pool, job_id)
         if job is None:
             raise JobNotFoundError(job_id)
         return job
@@ -561,7 +559,7 @@ class Soniq:
         state_value = None if state is None else JobState(state).value
         pool = await self._get_pool()
         with translate_errors(self._url, self.schema):
-            return await self._store.list_jobs(
+            return await self._store.reads.list_jobs(
                 pool, state=state_value, queue=queue, task_name=task_name, limit=limit
             )
 
@@ -594,16 +592,16 @@ class Soniq:
         ``cancelled``, not retried). False when the job is already finished or missing."""
         pool = await self._get_pool()
         with translate_errors(self._url, self.schema):
-            return await self._store.cancel(pool, job_id) is not None
+            return await self._store.actions.cancel(pool, job_id) is not None
 
     async def status(self) -> Status:
         """Per-queue counts, live workers, and jobs waiting for a newer consumer."""
         pool = await self._get_pool()
         with translate_errors(self._url, self.schema):
             return Status(
-                queues=await self._reports.queue_stats(pool),
+                queues=await self._store.reads.queue_stats(pool),
                 workers=await WorkerStore(self.schema).live(pool),
-                waiting_for_newer_consumer=await self._reports.waiting_for_newer_consumer(pool),
+                waiting_for_newer_consumer=await self._store.reads.waiting_for_newer_consumer(pool),
             )
 
     async def check_contracts(self, refs: Iterable[TaskRef[Any]] | None = None) -> ContractsReport:
@@ -615,7 +613,7 @@ class Soniq:
         upcasters = {ref.name: self._registry.upcasters(ref.name) for ref in refs}
         async with self.connection() as conn:
             with translate_errors(self._url, self.schema):
-                return await check_waiting_jobs(conn, self._reports, refs, upcasters)
+                return await check_waiting_jobs(conn, self._store.reads, refs, upcasters)
 
     # -- worker -------------------------------------------------------------------------
 
@@ -682,7 +680,7 @@ class Soniq:
         )
         services = [presence]
         if self._schedules:
-            scheduler = Scheduler(PeriodicStore(self.schema), pool, self._schedules)
+            scheduler = Scheduler(PeriodicStore(self.schema), self._store, pool, self._schedules)
             services.append(asyncio.ensure_future(scheduler.run()))
         restore_signals = handle_signals(worker)
         try:

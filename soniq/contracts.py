@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 from pydantic import ValidationError
 
-from soniq.db.reports import ReportStore
+from soniq.db.jobs.reads import JobReads
 from soniq.registry import Upcaster
 from soniq.task_ref import TaskRef
 
@@ -102,7 +102,7 @@ def _dispatch_error(
 
 async def check_waiting_jobs(
     conn: asyncpg.Connection,
-    reports: ReportStore,
+    reads: JobReads,
     refs: Iterable[TaskRef[Any]],
     upcasters: Mapping[str, Mapping[int, Upcaster]],
 ) -> ContractsReport:
@@ -110,7 +110,7 @@ async def check_waiting_jobs(
     by_name = {ref.name: ref for ref in refs}
     groups: dict[tuple[str, int | None], VersionReport] = {}
     uncovered: set[str] = set()
-    for count in await reports.contract_versions(conn):
+    for count in await reads.contract_versions(conn):
         ref = by_name.get(count.task_name)
         if ref is None:
             uncovered.add(count.task_name)
@@ -128,7 +128,7 @@ async def check_waiting_jobs(
         groups[key].counts[count.state] = count.count
 
     checkable = sorted({name for name, _ in groups})
-    async for task_name, job in reports.waiting_jobs(conn, checkable):
+    async for task_name, job in reads.waiting_jobs(conn, checkable):
         group = groups[(task_name, job.contract_version)]
         if group.verdict not in (CURRENT, UPCAST, UNVERSIONED):
             continue

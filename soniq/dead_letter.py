@@ -38,7 +38,9 @@ class DeadLetterQueue:
         whole_number(limit, "limit", minimum=1)
         pool = await self._pool()
         with translate_errors(self._url(), self._store.schema):
-            return await self._store.list_dead(pool, task_name=task_name, queue=queue, limit=limit)
+            return await self._store.reads.list_dead(
+                pool, task_name=task_name, queue=queue, limit=limit
+            )
 
     async def replay(self, job_id: int | Sequence[int]) -> builtins.list[int]:
         """Send dead jobs back to their queue with the attempt count reset; returns the ids
@@ -49,11 +51,11 @@ class DeadLetterQueue:
         with translate_errors(self._url(), self._store.schema):
             for _ in range(_REPLAY_RACE_RETRIES):
                 try:
-                    return await self._store.replay(pool, ids)
+                    return await self._store.actions.replay(pool, ids)
                 except asyncpg.UniqueViolationError:
                     # A job with the same dedup_key was enqueued while replaying: look again.
                     continue
-            return await self._store.replay(pool, ids)
+            return await self._store.actions.replay(pool, ids)
 
     async def replay_all(
         self,
@@ -93,11 +95,11 @@ class DeadLetterQueue:
     ) -> int:
         pool = await self._pool()
         with translate_errors(self._url(), self._store.schema):
-            total = await self._store.count_dead(
+            total = await self._store.reads.count_dead(
                 pool, task_name=task_name, queue=queue, older_than=older_than
             )
             done, below = 0, _NO_ID_ABOVE
-            while ids := await self._store.dead_ids(
+            while ids := await self._store.reads.dead_ids(
                 pool,
                 task_name=task_name,
                 queue=queue,
@@ -116,4 +118,4 @@ class DeadLetterQueue:
         """Delete the given dead jobs, or all of them; returns how many were deleted."""
         pool = await self._pool()
         with translate_errors(self._url(), self._store.schema):
-            return await self._store.purge_dead(pool, job_ids)
+            return await self._store.actions.purge_dead(pool, job_ids)

@@ -41,7 +41,7 @@ async def wait_for_result(
             # Listening before the first look: a job finishing in between still wakes us.
             while True:
                 finished.clear()
-                job = await store.get(pool, job_id)
+                job = await store.reads.get(pool, job_id)
                 if job is None:
                     raise JobNotFoundError(job_id)
                 if job.state is JobState.DONE:

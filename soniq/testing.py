@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from soniq import tracing
 from soniq.app import DEFAULT_SCHEMA, SCHEMA_ENV, Soniq
 from soniq.db.connection import pooled, translate_errors
-from soniq.db.jobs import _JOB_COLUMNS, _job_from_row
+from soniq.db.jobs import JobStore
 from soniq.enqueue import encode_args, resolve_target
 from soniq.job import Job, JobState
 from soniq.names import check_queue_name, check_schema_name
@@ -63,7 +63,7 @@ async def drain(app: Soniq, queues: Sequence[str] | str | None = None) -> int:
     while True:
         with translate_errors(app._url, app.schema):
             async with pooled(pool) as conn:
-                claimed = await store.claim(
+                claimed = await store.claims.claim(
                     conn,
                     limit=1,
                     queues=queues,
@@ -92,11 +92,11 @@ async def drain(app: Soniq, queues: Sequence[str] | str | None = None) -> int:
         except BaseException:
             # Cancelled (or a bug): give the job back unspent, as a worker does on shutdown.
             async with pooled(pool) as conn:
-                await store.release(conn, [(job.id, job.claim_token)])
+                await store.outcomes.release(conn, [(job.id, job.claim_token)])
             raise
         with translate_errors(app._url, app.schema):
             async with pooled(pool) as conn:
-                await store.record_outcomes(conn, [outcome])
+                await store.outcomes.record(conn, [outcome])
         ran += 1
 
 
@@ -123,16 +123,18 @@ async def _jobs_of(
     app_or_conn: Soniq | asyncpg.Connection | asyncpg.Pool, schema: str | None, name: str
 ) -> list[Job]:
     if isinstance(app_or_conn, Soniq):
-        table = f"{check_schema_name(schema or app_or_conn.schema)}.jobs"
-        query = f"SELECT {_JOB_COLUMNS} FROM {table} WHERE task_name = $1 ORDER BY id"
+        store = JobStore(check_schema_name(schema or app_or_conn.schema))
         async with app_or_conn.connection() as conn:
             with translate_errors(app_or_conn._url, app_or_conn.schema):
-                rows = await conn.fetch(query, name)
+                jobs = await store.reads.list_jobs(
+                    conn, state=None, queue=None, task_name=name, limit=None
+                )
     else:
         schema = check_schema_name(schema or os.environ.get(SCHEMA_ENV) or DEFAULT_SCHEMA)
-        query = f"SELECT {_JOB_COLUMNS} FROM {schema}.jobs WHERE task_name = $1 ORDER BY id"
-        rows = await app_or_conn.fetch(query, name)
-    return [_job_from_row(row) for row in rows]
+        jobs = await JobStore(schema).reads.list_jobs(
+            app_or_conn, state=None, queue=None, task_name=name, limit=None
+        )
+    return jobs[::-1]
 
 
 def _matches(

@@ -20,6 +20,7 @@ import asyncpg
 
 from soniq import Soniq
 from soniq.db.jobs import JobStore
+from soniq.db.jobs.claims import JobClaims
 from soniq.job import ClaimedJob, Outcome
 
 DONE_ROWS = 1_000_000
@@ -59,7 +60,7 @@ def claim_arguments(**overrides: Any) -> dict[str, Any]:
     """Keyword arguments for ``JobStore.claim`` as it is declared today."""
     values = {**CLAIM_ARGUMENTS, **overrides}
     arguments = {}
-    for name, param in inspect.signature(JobStore.claim).parameters.items():
+    for name, param in inspect.signature(JobClaims.claim).parameters.items():
         if param.kind is not inspect.Parameter.KEYWORD_ONLY:
             continue
         if name in values:
@@ -70,7 +71,7 @@ def claim_arguments(**overrides: Any) -> dict[str, Any]:
 
 
 async def claim(db: Any, store: JobStore, **overrides: Any) -> list[ClaimedJob]:
-    return await store.claim(db, **claim_arguments(**overrides))
+    return await store.claims.claim(db, **claim_arguments(**overrides))
 
 
 def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -192,9 +193,9 @@ async def test_outcomes_heartbeats_and_releases_find_jobs_by_primary_key(
     batch = running[:1000]
     claims = [(j.id, j.claim_token) for j in batch]
     recorder = Recorder()
-    await store.record_outcomes(recorder, [Outcome(j.id, j.claim_token, "done") for j in batch])
-    await store.heartbeat(recorder, claims, timedelta(seconds=30))
-    await store.release(recorder, claims)
+    await store.outcomes.record(recorder, [Outcome(j.id, j.claim_token, "done") for j in batch])
+    await store.maintenance.heartbeat(recorder, claims, timedelta(seconds=30))
+    await store.outcomes.release(recorder, claims)
     problems = []
     for plan_mode in ("force_custom_plan", "force_generic_plan"):
         for (sql, params), case in zip(

@@ -5,34 +5,27 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from soniq.db.jobs import Queryable
+from soniq.db.sql import Queryable, Statement, Statements
 from soniq.status import WorkerRecord
 
 # A worker row whose heartbeat is older than this many leases is gone (killed, partitioned).
 STALE_AFTER_LEASES = 3
+LIVE_WORKER = (
+    f"w.heartbeat_at >= now() - make_interval(secs => {STALE_AFTER_LEASES} * w.lease_seconds)"
+)
 
 
-class WorkerStore:
+class WorkerStore(Statements):
     """The statements on ``<schema>.workers``; the schema is a checked identifier."""
 
-    def __init__(self, schema: str) -> None:
-        t = f"{schema}.workers"
-        self._register = f"""
-            INSERT INTO {t} (id, hostname, pid, queues, tasks, concurrency, lease_seconds)
-            VALUES ($1, $2, $3, $4, $5::json, $6, $7)
-            ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()  -- the heartbeat"""
-        self._remove = f"DELETE FROM {t} WHERE id = $1"
-        self._remove_stale = f"""
-            DELETE FROM {t}
-            WHERE heartbeat_at < now() - make_interval(secs => {STALE_AFTER_LEASES} * lease_seconds)
-                                       - interval '1 minute'"""
-        self._live = f"""
-            SELECT id, hostname, pid, queues, tasks::text AS tasks, concurrency, started_at,
-                   heartbeat_at, extract(epoch FROM now() - heartbeat_at) AS age
-            FROM {t}
-            WHERE heartbeat_at
-                  >= now() - make_interval(secs => {STALE_AFTER_LEASES} * lease_seconds)
-            ORDER BY started_at, id"""
+    _register = Statement(
+        """
+        INSERT INTO {schema}.workers (id, hostname, pid, queues, tasks, concurrency,
+                                      lease_seconds)
+        VALUES (:worker_id, :hostname, :pid, :queues, :tasks::json, :concurrency,
+                :lease_seconds)
+        ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()  -- the heartbeat"""
+    )
 
     async def register(
         self,
@@ -46,25 +39,46 @@ class WorkerStore:
         concurrency: int,
         lease_seconds: float,
     ) -> None:
-        await db.execute(
-            self._register,
-            worker_id,
-            hostname,
-            pid,
-            None if queues is None else list(queues),
-            json.dumps(tasks, sort_keys=True),
-            concurrency,
-            lease_seconds,
+        """Add this worker's row, or beat it if it exists."""
+        await self._register.execute(
+            db,
+            worker_id=worker_id,
+            hostname=hostname,
+            pid=pid,
+            queues=None if queues is None else list(queues),
+            tasks=json.dumps(tasks, sort_keys=True),
+            concurrency=concurrency,
+            lease_seconds=lease_seconds,
         )
 
+    _remove = Statement("DELETE FROM {schema}.workers WHERE id = :worker_id")
+
     async def remove(self, db: Queryable, worker_id: str) -> None:
-        await db.execute(self._remove, worker_id)
+        await self._remove.execute(db, worker_id=worker_id)
+
+    _remove_stale = Statement(
+        f"""
+        DELETE FROM {{schema}}.workers
+        WHERE heartbeat_at < now() - make_interval(secs => {STALE_AFTER_LEASES} * lease_seconds)
+                                   - interval '1 minute'"""
+    )
 
     async def remove_stale(self, db: Queryable) -> None:
-        await db.execute(self._remove_stale)
+        """Delete the rows of workers gone for a while (a minute past being stale)."""
+        await self._remove_stale.execute(db)
+
+    _live = Statement(
+        f"""
+        SELECT id, hostname, pid, queues, tasks::text AS tasks, concurrency, started_at,
+               heartbeat_at, extract(epoch FROM now() - heartbeat_at) AS age
+        FROM {{schema}}.workers AS w
+        WHERE {LIVE_WORKER}
+        ORDER BY started_at, id"""
+    )
 
     async def live(self, db: Queryable) -> list[WorkerRecord]:
-        rows = await db.fetch(self._live)
+        """The workers that beat recently, oldest first."""
+        rows = await self._live.fetch(db)
         return [
             WorkerRecord(
                 id=row["id"],

@@ -59,7 +59,7 @@ class Completer:
                 batch, self._buffer = self._buffer[:size], self._buffer[size:]
                 try:
                     async with pooled(self._pool) as conn:
-                        owned = await self._store.record_outcomes(conn, batch)
+                        owned = await self._store.outcomes.record(conn, batch)
                 except CONNECTION_ERRORS as exc:
                     self._buffer[:0] = batch
                     failures += 1

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from soniq.db.connection import CONNECTION_ERRORS, pooled
+from soniq.db.jobs import JobStore
 from soniq.db.periodic import PeriodicStore
 from soniq.periodic import Schedule
 from soniq.waiting import backoff
@@ -25,9 +26,14 @@ _MAX_SLEEP = 60.0
 
 class Scheduler:
     def __init__(
-        self, store: PeriodicStore, pool: asyncpg.Pool, schedules: Sequence[Schedule]
+        self,
+        store: PeriodicStore,
+        jobs: JobStore,
+        pool: asyncpg.Pool,
+        schedules: Sequence[Schedule],
     ) -> None:
         self._store = store
+        self._jobs = jobs
         self._pool = pool
         self._schedules = list(schedules)
 
@@ -53,7 +59,9 @@ class Scheduler:
             now, last = await self._store.last_ticks(conn, [s.key for s in self._schedules])
             for schedule in self._schedules:
                 for tick in schedule.due_ticks(last.get(schedule.key), now):
-                    job_id = await self._store.enqueue_tick(conn, schedule.key, tick, schedule.job)
+                    job_id = await self._jobs.writes.insert_for_tick(
+                        conn, schedule.key, tick, schedule.job
+                    )
                     if job_id is not None:
                         logger.info(
                             "periodic %s: enqueued job %d for %s", schedule.key, job_id, tick

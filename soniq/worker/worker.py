@@ -219,7 +219,7 @@ class Worker:
                 continue
             try:
                 async with pooled(self._pool) as conn:
-                    jobs = await self._store.claim(
+                    jobs = await self._store.claims.claim(
                         conn,
                         limit=free,
                         queues=self._config.queues,
@@ -327,7 +327,7 @@ class Worker:
         for attempt in range(5):
             try:
                 async with pooled(self._pool) as conn:
-                    released = await self._store.release(conn, claims)
+                    released = await self._store.outcomes.release(conn, claims)
             except CONNECTION_ERRORS as exc:
                 logger.warning("cannot release jobs yet (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(backoff(attempt))
@@ -355,11 +355,11 @@ class Worker:
                     await self._heartbeat(conn)
                     await self._rescue(conn)
                     if prune:
-                        await self._store.prune_finished(
+                        await self._store.maintenance.prune_finished(
                             conn, older_than=self._config.done_retention, limit=_PRUNE_BATCH
                         )
                         if self._config.dead_retention is not None:
-                            await self._store.prune_dead(
+                            await self._store.maintenance.prune_dead(
                                 conn, older_than=self._config.dead_retention, limit=_PRUNE_BATCH
                             )
             except CONNECTION_ERRORS as exc:
@@ -372,7 +372,7 @@ class Worker:
         if not self._owned:
             return
         claims = list(self._owned.items())
-        kept = await self._store.heartbeat(conn, claims, self._config.lease)
+        kept = await self._store.maintenance.heartbeat(conn, claims, self._config.lease)
         for job_id, cancel_requested in kept.items():
             if cancel_requested:
                 self.cancel_job(job_id)
@@ -391,7 +391,7 @@ class Worker:
 
     async def _rescue(self, conn: asyncpg.Connection) -> None:
         """Take back jobs whose lease ran out, on any worker."""
-        rescued = await self._store.rescue_expired(conn, limit=_RESCUE_BATCH)
+        rescued = await self._store.maintenance.rescue_expired(conn, limit=_RESCUE_BATCH)
         for job_id, state in rescued:
             logger.warning(
                 "job %d: its worker's lease expired; %s",

@@ -29,14 +29,14 @@ async def test_outcome_the_database_refuses_is_given_up_and_the_others_are_writt
 
     ids = await app.enqueue_many("quick.task", [{"n": i} for i in range(30)])
     refused = ids[7]
-    record = app._store.record_outcomes
+    record = app._store.outcomes.record
 
     async def refusing(conn: Any, outcomes: Sequence[Outcome]) -> set[int]:
         if any(o.job_id == refused for o in outcomes):
             raise asyncpg.DataError("simulated: value refused by the database")
         return await record(conn, outcomes)
 
-    monkeypatch.setattr(app._store, "record_outcomes", refusing)
+    monkeypatch.setattr(app._store.outcomes, "record", refusing)
     worker = start_worker(app, concurrency=10, lease=LEASE)
     try:
         # Every other outcome is written although one in their batch is refused...

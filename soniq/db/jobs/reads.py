@@ -1,0 +1,259 @@
+"""Statements that only read jobs: single jobs, lists, and the reports over them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+
+import asyncpg
+
+from soniq.db.sql import Queryable, Statement, Statements
+from soniq.db.workers import LIVE_WORKER
+from soniq.job import Job, JobError, JobState
+from soniq.status import QueueStats, VersionCount, WaitingJob
+
+_JOB_COLUMNS = """id, task_name, queue, args, state, priority, attempts, max_attempts,
+    scheduled_at, enqueued_at, started_at, finished_at, error_reason, error_message,
+    error_detail, dedup_key, contract_version, contract_fingerprint, worker_id, result"""
+
+
+def _job_from_row(row: asyncpg.Record) -> Job:
+    error = None
+    if row["error_reason"] is not None:
+        detail = row["error_detail"]
+        error = JobError(
+            reason=row["error_reason"],
+            message=row["error_message"] or "",
+            detail=json.loads(detail) if detail is not None else None,
+        )
+    return Job(
+        id=row["id"],
+        task_name=row["task_name"],
+        queue=row["queue"],
+        args=json.loads(row["args"]),
+        state=JobState(row["state"]),
+        priority=row["priority"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        scheduled_at=row["scheduled_at"],
+        enqueued_at=row["enqueued_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        error=error,
+        dedup_key=row["dedup_key"],
+        contract_version=row["contract_version"],
+        contract_fingerprint=row["contract_fingerprint"],
+        worker_id=row["worker_id"],
+        result=None if row["result"] is None else json.loads(row["result"]),
+    )
+
+
+_DEAD_FILTER = """state = 'dead'
+      AND (:task_name::text IS NULL OR task_name = :task_name)
+      AND (:queue::text IS NULL OR queue = :queue)
+      AND (:older_than::interval IS NULL OR finished_at < now() - :older_than::interval)"""
+
+
+class JobReads(Statements):
+    """What ``app.get_job``, ``list_jobs``, ``status``, the dead-letter queue and
+    ``soniq contracts check`` read from ``<schema>.jobs``."""
+
+    _get = Statement(f"SELECT {_JOB_COLUMNS} FROM {{schema}}.jobs WHERE id = :job_id")
+
+    async def get(self, db: Queryable, job_id: int) -> Job | None:
+        row = await self._get.fetchrow(db, job_id=job_id)
+        return None if row is None else _job_from_row(row)
+
+    _list_jobs = Statement(
+        f"""
+        SELECT {_JOB_COLUMNS} FROM {{schema}}.jobs
+        WHERE (:state::text IS NULL OR state = :state)
+          AND (:queue::text IS NULL OR queue = :queue)
+          AND (:task_name::text IS NULL OR task_name = :task_name)
+        ORDER BY id DESC
+        LIMIT :limit"""
+    )
+
+    async def list_jobs(
+        self,
+        db: Queryable,
+        *,
+        state: str | None,
+        queue: str | None,
+        task_name: str | None,
+        limit: int | None,
+    ) -> list[Job]:
+        """Jobs matching every given filter, newest first (all of them when limit is None)."""
+        rows = await self._list_jobs.fetch(
+            db, state=state, queue=queue, task_name=task_name, limit=limit
+        )
+        return [_job_from_row(row) for row in rows]
+
+    _list_dead = Statement(
+        f"""
+        SELECT {_JOB_COLUMNS} FROM {{schema}}.jobs
+        WHERE state = 'dead'
+          AND (:task_name::text IS NULL OR task_name = :task_name)
+          AND (:queue::text IS NULL OR queue = :queue)
+        ORDER BY finished_at DESC, id DESC
+        LIMIT :limit"""
+    )
+
+    async def list_dead(
+        self, db: Queryable, *, task_name: str | None, queue: str | None, limit: int
+    ) -> list[Job]:
+        """Dead jobs, most recently dead-lettered first."""
+        rows = await self._list_dead.fetch(db, task_name=task_name, queue=queue, limit=limit)
+        return [_job_from_row(row) for row in rows]
+
+    _count_dead = Statement(f"SELECT count(*) FROM {{schema}}.jobs WHERE {_DEAD_FILTER}")
+
+    async def count_dead(
+        self,
+        db: Queryable,
+        *,
+        task_name: str | None,
+        queue: str | None,
+        older_than: timedelta | None,
+    ) -> int:
+        """How many dead jobs match the filters (``older_than``: dead for longer than that)."""
+        return int(
+            await self._count_dead.fetchval(
+                db, task_name=task_name, queue=queue, older_than=older_than
+            )
+        )
+
+    _dead_ids = Statement(
+        f"""
+        SELECT id FROM {{schema}}.jobs
+        WHERE {_DEAD_FILTER} AND id < :below_id
+        ORDER BY id DESC
+        LIMIT :limit"""
+    )
+
+    async def dead_ids(
+        self,
+        db: Queryable,
+        *,
+        task_name: str | None,
+        queue: str | None,
+        older_than: timedelta | None,
+        below_id: int,
+        limit: int,
+    ) -> list[int]:
+        """Ids of matching dead jobs below ``below_id``, highest first: one page of a bulk
+        operation."""
+        rows = await self._dead_ids.fetch(
+            db,
+            task_name=task_name,
+            queue=queue,
+            older_than=older_than,
+            below_id=below_id,
+            limit=limit,
+        )
+        return [row["id"] for row in rows]
+
+    _queue_stats = Statement(
+        """
+        SELECT queue,
+            count(*) FILTER (WHERE state = 'queued' AND scheduled_at <= now()) AS queued,
+            count(*) FILTER (WHERE state = 'queued' AND scheduled_at > now()) AS scheduled,
+            count(*) FILTER (WHERE state = 'running') AS running,
+            count(*) FILTER (WHERE state = 'done') AS done_last_hour,
+            count(*) FILTER (WHERE state = 'dead') AS dead,
+            extract(epoch FROM now() - min(scheduled_at)
+                    FILTER (WHERE state = 'queued' AND scheduled_at <= now())) AS oldest
+        FROM {schema}.jobs
+        WHERE state IN ('queued', 'running', 'dead')
+           OR (state = 'done' AND finished_at > now() - interval '1 hour')
+        GROUP BY queue
+        ORDER BY queue"""
+    )
+
+    async def queue_stats(self, db: Queryable) -> list[QueueStats]:
+        """Per queue: jobs by state, done in the last hour, and the oldest due job's wait."""
+        rows = await self._queue_stats.fetch(db)
+        return [
+            QueueStats(
+                queue=row["queue"],
+                queued=row["queued"],
+                scheduled=row["scheduled"],
+                running=row["running"],
+                done_last_hour=row["done_last_hour"],
+                dead=row["dead"],
+                oldest_wait_seconds=None if row["oldest"] is None else float(row["oldest"]),
+            )
+            for row in rows
+        ]
+
+    # Jobs written against a newer contract version than any live worker runs: they wait,
+    # unspent, for a newer consumer. Workers registered without a version take any
+    # version, so they are left out of the max().
+    _waiting_for_newer = Statement(
+        f"""
+        WITH served AS (
+            SELECT t.key AS task_name, max((t.value #>> '{{}}')::int) AS version
+            FROM {{schema}}.workers w, json_each(w.tasks) AS t
+            WHERE {LIVE_WORKER}
+            GROUP BY t.key
+        )
+        SELECT j.task_name, j.contract_version, count(*) AS count
+        FROM {{schema}}.jobs j JOIN served s ON s.task_name = j.task_name
+        WHERE j.state = 'queued' AND j.contract_version > s.version
+        GROUP BY j.task_name, j.contract_version
+        ORDER BY j.task_name, j.contract_version"""
+    )
+
+    async def waiting_for_newer_consumer(self, db: Queryable) -> list[VersionCount]:
+        """Queued jobs of a newer contract version than any live worker runs."""
+        rows = await self._waiting_for_newer.fetch(db)
+        return [
+            VersionCount(row["task_name"], row["contract_version"], "queued", row["count"])
+            for row in rows
+        ]
+
+    _contract_versions = Statement(
+        """
+        SELECT task_name, contract_version,
+               CASE WHEN state = 'queued' AND scheduled_at > now() THEN 'scheduled'
+                    ELSE state END AS state,
+               count(*) AS count
+        FROM {schema}.jobs
+        WHERE state IN ('queued', 'dead')
+        GROUP BY 1, 2, 3
+        ORDER BY 1, 2 NULLS FIRST, 3"""
+    )
+
+    async def contract_versions(self, db: Queryable) -> list[VersionCount]:
+        """Per task, version and state (queued, scheduled, dead): how many jobs wait."""
+        rows = await self._contract_versions.fetch(db)
+        return [
+            VersionCount(row["task_name"], row["contract_version"], row["state"], row["count"])
+            for row in rows
+        ]
+
+    _waiting_jobs = Statement(
+        """
+        SELECT id, contract_version,
+               CASE WHEN state = 'queued' AND scheduled_at > now() THEN 'scheduled'
+                    ELSE state END AS state,
+               args::text AS args
+        FROM {schema}.jobs
+        WHERE task_name = :task_name AND state IN ('queued', 'dead')
+        ORDER BY id"""
+    )
+
+    async def waiting_jobs(
+        self, conn: asyncpg.Connection, task_names: Sequence[str]
+    ) -> AsyncIterator[tuple[str, WaitingJob]]:
+        """Every queued, scheduled or dead job of these tasks, streamed with a cursor."""
+        statement = self._waiting_jobs
+        async with conn.transaction(readonly=True):
+            for task_name in task_names:
+                args = statement.args({"task_name": task_name})
+                async for row in conn.cursor(statement.sql, *args, prefetch=500):
+                    yield (
+                        task_name,
+                        WaitingJob(row["id"], row["contract_version"], row["state"], row["args"]),
+                    )
