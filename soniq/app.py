@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -14,16 +13,10 @@ from typing import Any, TypeVar, overload
 import asyncpg
 from pydantic import BaseModel
 
-from soniq import embedded, tracing
-from soniq.checks import duration, whole_number
+from soniq import tracing
+from soniq.checks import whole_number
 from soniq.contracts import ContractsReport, check_waiting_jobs
-from soniq.db.connection import (
-    EMBEDDED,
-    create_pool,
-    pooled,
-    resolve_database_url,
-    translate_errors,
-)
+from soniq.db.connection import Database, pooled
 from soniq.db.jobs import JobStore
 from soniq.db.migrate import check_current, migrate
 from soniq.db.periodic import PeriodicStore
@@ -37,31 +30,25 @@ from soniq.errors import (
 )
 from soniq.job import Job, JobState, NewJob
 from soniq.metrics import Metrics
-from soniq.names import check_queue_name, check_schema_name
 from soniq.periodic import Schedule, check_timing
 from soniq.registry import Middleware, Registry, Upcaster, build_spec
 from soniq.results import wait_for_result
+from soniq.settings import Settings, WorkerSettings, resolve_database_url, resolve_schema
 from soniq.status import Status
 from soniq.task_ref import ArgsT, TaskRef
 from soniq.worker.executor import RetryPolicy
 from soniq.worker.presence import Presence
 from soniq.worker.scheduler import Scheduler
 from soniq.worker.signals import handle_signals
-from soniq.worker.worker import Worker, WorkerConfig
+from soniq.worker.worker import Worker
 
 logger = logging.getLogger("soniq")
 
 F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M", bound=BaseModel)
 
-SCHEMA_ENV = "SONIQ_SCHEMA"
-DEFAULT_SCHEMA = "soniq"
 _DEDUP_RACE_RETRIES = 5
 _BULK_CHUNK = 1000
-
-
-def _positive(name: str, value: timedelta) -> timedelta:
-    return duration(value, name)
 
 
 class Soniq:
@@ -85,49 +72,33 @@ class Soniq:
         dead_retention: timedelta | None = None,
         pool_size: int = 10,
     ) -> None:
-        self._url = resolve_database_url(database_url)
-        if schema is None:
-            schema = os.environ.get(SCHEMA_ENV) or DEFAULT_SCHEMA
-        self.schema = check_schema_name(schema)
-        whole_number(default_retries, "default_retries", minimum=0)
-        whole_number(max_args_bytes, "max_args_bytes", minimum=2)
-        whole_number(pool_size, "pool_size", minimum=1)
-        self._default_retries = default_retries
-        self._retry_policy = RetryPolicy(
-            _positive("retry_backoff", retry_backoff),
-            _positive("retry_backoff_max", retry_backoff_max),
+        self.settings = Settings(
+            resolve_database_url(database_url),
+            resolve_schema(schema),
+            default_retries=default_retries,
+            retry_backoff=retry_backoff,
+            retry_backoff_max=retry_backoff_max,
+            max_args_bytes=max_args_bytes,
+            done_retention=done_retention,
+            dead_retention=dead_retention,
+            pool_size=pool_size,
         )
-        self._max_args_bytes = max_args_bytes
-        self._done_retention = _positive("done_retention", done_retention)
-        self._dead_retention = (
-            None if dead_retention is None else _positive("dead_retention", dead_retention)
-        )
-        self._pool_size = pool_size
+        self.schema = self.settings.schema
+        self._database = Database(self.settings.database_url, self.schema, pool_size=pool_size)
+        self._retry_policy = RetryPolicy(retry_backoff, retry_backoff_max)
         self._store = JobStore(self.schema)
         self._registry = Registry()
-        self._pool: asyncpg.Pool | None = None
-        self._pool_lock = asyncio.Lock()
         self._worker: Worker | None = None
         self._schedules: list[Schedule] = []
         self._metrics: Metrics | None = None
-        self.dead_letter = DeadLetterQueue(self._store, self._get_pool, lambda: self._url)
+        self.dead_letter = DeadLetterQueue(self._store, self._database)
 
     # -- connection ---------------------------------------------------------------------
 
-    async def _get_pool(self) -> asyncpg.Pool:
-        if self._pool is not None:
-            return self._pool
-        async with self._pool_lock:
-            if self._pool is None:
-                if self._url == EMBEDDED:
-                    self._url = await asyncio.to_thread(embedded.start)
-                self._pool = await create_pool(self._url, self.schema, max_size=self._pool_size)
-        return self._pool
-
     async def setup(self) -> None:
         """Create or upgrade the Soniq schema (safe to run from many processes at once)."""
-        pool = await self._get_pool()
-        with translate_errors(self._url, self.schema):
+        pool = await self._database.pool()
+        with self._database.errors():
             async with pool.acquire() as conn:
                 applied = await migrate(conn, self.schema)
         if applied:
@@ -141,17 +112,8 @@ class Soniq:
             await conn.execute("INSERT INTO orders ...")
             await app.enqueue(SEND_INVOICE, args=..., connection=conn)
         """
-        pool = await self._get_pool()
-        with translate_errors(self._url, self.schema):
-            conn = await pool.acquire()
-        try:
+        async with self._database.lend() as conn:
             yield conn
-        finally:
-            # The pool skips asyncpg's session reset for speed; a lent connection may
-            # have been changed (SET, LISTEN), so it gets the full reset back here.
-            with contextlib.suppress(Exception):
-                await conn.reset()
-            await pool.release(conn)
 
     async def close(self) -> None:
         """Close the connection pool and the metrics server. The app can be used again; it
@@ -159,9 +121,7 @@ class Soniq:
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        await self._database.close()
 
     async def __aenter__(self) -> Soniq:
         return self
@@ -217,7 +177,7 @@ class Soniq:
                 name=task_name,
                 validate=validate,
                 queue=queue,
-                retries=self._default_retries if retries is None else retries,
+                retries=self.settings.default_retries if retries is None else retries,
                 timeout=timeout,
                 priority=priority,
                 ref=ref,
@@ -326,8 +286,10 @@ class Soniq:
         parsed, zone = check_timing(cron, every, timezone, catch_up)
 
         def add(task: TaskRef[Any] | Callable[..., Any]) -> None:
-            resolved = resolve_target(task, self._registry, default_retries=self._default_retries)
-            args_json = encode_args(resolved, args, max_bytes=self._max_args_bytes)
+            resolved = resolve_target(
+                task, self._registry, default_retries=self.settings.default_retries
+            )
+            args_json = encode_args(resolved, args, max_bytes=self.settings.max_args_bytes)
             job = build_job(
                 resolved,
                 args_json,
@@ -412,8 +374,10 @@ class Soniq:
         that transaction commits, and workers are woken at commit. With ``dedup_key`` a
         second enqueue while the first job is queued or running returns the first job's id.
         """
-        resolved = resolve_target(target, self._registry, default_retries=self._default_retries)
-        args_json = encode_args(resolved, args, max_bytes=self._max_args_bytes)
+        resolved = resolve_target(
+            target, self._registry, default_retries=self.settings.default_retries
+        )
+        args_json = encode_args(resolved, args, max_bytes=self.settings.max_args_bytes)
         new_job = build_job(
             resolved,
             args_json,
@@ -424,8 +388,8 @@ class Soniq:
             dedup_key=dedup_key,
             trace_context=tracing.inject(),
         )
-        db = connection if connection is not None else await self._get_pool()
-        with translate_errors(self._url, self.schema):
+        db = connection if connection is not None else await self._database.pool()
+        with self._database.errors():
             for _ in range(_DEDUP_RACE_RETRIES):
                 job_id = await self._store.writes.insert(db, new_job)
                 if job_id is None and dedup_key is not None:
@@ -478,7 +442,9 @@ class Soniq:
         """Validate and store many jobs of one task, all or nothing: one bad item writes
         nothing and the error names its index. Items go in chunks inside one transaction;
         returns ids in input order."""
-        resolved = resolve_target(target, self._registry, default_retries=self._default_retries)
+        resolved = resolve_target(
+            target, self._registry, default_retries=self.settings.default_retries
+        )
         template = build_job(
             resolved,
             "{}",
@@ -495,8 +461,8 @@ class Soniq:
         if connection is not None:
             ids = await self._insert_many(connection, resolved, template, items)
         else:
-            pool = await self._get_pool()
-            with translate_errors(self._url, self.schema):
+            pool = await self._database.pool()
+            with self._database.errors():
                 async with pooled(pool) as conn:
                     ids = await self._insert_many(conn, resolved, template, items)
         if self._metrics is not None:
@@ -511,14 +477,14 @@ class Soniq:
         result is all or nothing, as if every item had been validated first."""
         ids: list[int] = []
         inserting: asyncio.Future[list[int]] | None = None
-        with translate_errors(self._url, self.schema):
+        with self._database.errors():
             async with conn.transaction():
                 try:
                     for start in range(0, len(items), _BULK_CHUNK):
                         chunk = encode_many(
                             resolved,
                             items[start : start + _BULK_CHUNK],
-                            max_bytes=self._max_args_bytes,
+                            max_bytes=self.settings.max_args_bytes,
                             start=start,
                         )
                         if inserting is not None:
@@ -540,8 +506,8 @@ class Soniq:
 
     async def get_job(self, job_id: int) -> Job:
         """The job with this id; raises :class:`JobNotFoundError` if there is none."""
-        pool = await self._get_pool()
-        with translate_errors(self._url, self.schema):
+        pool = await self._database.pool()
+        with self._database.errors():
             job = await self._store.reads.get(pool, job_id)
         if job is None:
             raise JobNotFoundError(job_id)
@@ -557,8 +523,8 @@ class Soniq:
     ) -> list[Job]:
         """Jobs matching every given filter, newest first (at most ``limit``)."""
         state_value = None if state is None else JobState(state).value
-        pool = await self._get_pool()
-        with translate_errors(self._url, self.schema):
+        pool = await self._database.pool()
+        with self._database.errors():
             return await self._store.reads.list_jobs(
                 pool, state=state_value, queue=queue, task_name=task_name, limit=limit
             )
@@ -581,23 +547,22 @@ class Soniq:
         or cancelled, :class:`ResultTimeoutError` if it has not finished within ``timeout``,
         and :class:`JobNotFoundError` if it does not exist (or was pruned)."""
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
-        pool = await self._get_pool()
         return await wait_for_result(
-            self._url, self._store, pool, job_id, seconds=seconds, model=model
+            self._database, self._store, job_id, seconds=seconds, model=model
         )
 
     async def cancel(self, job_id: int) -> bool:
         """Cancel a job: a queued job becomes ``cancelled`` at once; a running one is asked to
         stop (its worker cancels the handler within about a second, and the job ends
         ``cancelled``, not retried). False when the job is already finished or missing."""
-        pool = await self._get_pool()
-        with translate_errors(self._url, self.schema):
+        pool = await self._database.pool()
+        with self._database.errors():
             return await self._store.actions.cancel(pool, job_id) is not None
 
     async def status(self) -> Status:
         """Per-queue counts, live workers, and jobs waiting for a newer consumer."""
-        pool = await self._get_pool()
-        with translate_errors(self._url, self.schema):
+        pool = await self._database.pool()
+        with self._database.errors():
             return Status(
                 queues=await self._store.reads.queue_stats(pool),
                 workers=await WorkerStore(self.schema).live(pool),
@@ -612,7 +577,7 @@ class Soniq:
         refs = list(refs)
         upcasters = {ref.name: self._registry.upcasters(ref.name) for ref in refs}
         async with self.connection() as conn:
-            with translate_errors(self._url, self.schema):
+            with self._database.errors():
                 return await check_waiting_jobs(conn, self._store.reads, refs, upcasters)
 
     # -- worker -------------------------------------------------------------------------
@@ -637,32 +602,24 @@ class Soniq:
         """
         if self._worker is not None:
             raise ConfigurationError("this app is already running a worker")
-        if isinstance(queues, str):
-            queues = [queues]
-        if queues is not None:
-            queues = [check_queue_name(q) for q in queues]
-            if not queues:
-                raise ConfigurationError("queues=[] names no queue: pass None for all queues")
-        whole_number(concurrency, "concurrency", minimum=1)
-        config = WorkerConfig(
-            queues=None if queues is None else tuple(queues),
+        config = WorkerSettings.of(
+            queues,
             concurrency=concurrency,
-            lease=_positive("lease", lease),
-            poll_interval=_positive("poll_interval", poll_interval),
+            lease=lease,
+            poll_interval=poll_interval,
             shutdown_timeout=shutdown_timeout,
-            done_retention=self._done_retention,
-            dead_retention=self._dead_retention,
         )
-        pool = await self._get_pool()
-        with translate_errors(self._url, self.schema):
+        pool = await self._database.pool()
+        with self._database.errors():
             async with pool.acquire() as conn:
                 await check_current(conn, self.schema)
         worker = Worker(
-            url=self._url,
+            database=self._database,
             pool=pool,
             store=self._store,
             registry=self._registry,
             config=config,
+            app_settings=self.settings,
             retry_policy=self._retry_policy,
             metrics=self._metrics,
         )

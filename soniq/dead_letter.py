@@ -9,7 +9,7 @@ from datetime import timedelta
 import asyncpg
 
 from soniq.checks import whole_number
-from soniq.db.connection import translate_errors
+from soniq.db.connection import Database
 from soniq.db.jobs import JobStore
 from soniq.job import Job
 
@@ -24,20 +24,17 @@ Progress = Callable[[int, int], None]
 class DeadLetterQueue:
     """Reached as ``app.dead_letter``. Needs no handler registered: replay only moves rows."""
 
-    def __init__(
-        self, store: JobStore, pool: Callable[[], Awaitable[asyncpg.Pool]], url: Callable[[], str]
-    ) -> None:
+    def __init__(self, store: JobStore, database: Database) -> None:
         self._store = store
-        self._pool = pool
-        self._url = url
+        self._database = database
 
     async def list(
         self, *, task_name: str | None = None, queue: str | None = None, limit: int = 100
     ) -> builtins.list[Job]:
         """Dead jobs, most recently dead-lettered first."""
         whole_number(limit, "limit", minimum=1)
-        pool = await self._pool()
-        with translate_errors(self._url(), self._store.schema):
+        pool = await self._database.pool()
+        with self._database.errors():
             return await self._store.reads.list_dead(
                 pool, task_name=task_name, queue=queue, limit=limit
             )
@@ -47,8 +44,8 @@ class DeadLetterQueue:
         that were dead and are now queued. A dead job whose ``dedup_key`` is held by a
         queued or running job stays dead, as replaying it would duplicate that job."""
         ids = [job_id] if isinstance(job_id, int) else list(job_id)
-        pool = await self._pool()
-        with translate_errors(self._url(), self._store.schema):
+        pool = await self._database.pool()
+        with self._database.errors():
             for _ in range(_REPLAY_RACE_RETRIES):
                 try:
                     return await self._store.actions.replay(pool, ids)
@@ -93,8 +90,8 @@ class DeadLetterQueue:
         older_than: timedelta | None,
         progress: Progress | None,
     ) -> int:
-        pool = await self._pool()
-        with translate_errors(self._url(), self._store.schema):
+        pool = await self._database.pool()
+        with self._database.errors():
             total = await self._store.reads.count_dead(
                 pool, task_name=task_name, queue=queue, older_than=older_than
             )
@@ -116,6 +113,6 @@ class DeadLetterQueue:
 
     async def purge(self, job_ids: Sequence[int] | None = None) -> int:
         """Delete the given dead jobs, or all of them; returns how many were deleted."""
-        pool = await self._pool()
-        with translate_errors(self._url(), self._store.schema):
+        pool = await self._database.pool()
+        with self._database.errors():
             return await self._store.actions.purge_dead(pool, job_ids)

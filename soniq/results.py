@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import asyncpg
 from pydantic import BaseModel
 
-from soniq.db.connection import connect, translate_errors
+from soniq.db.connection import Database
 from soniq.db.jobs import JobStore
 from soniq.errors import JobFailedError, JobNotFoundError, ResultTimeoutError
 from soniq.job import JobState
@@ -16,9 +15,8 @@ from soniq.waiting import wait_event
 
 
 async def wait_for_result(
-    url: str,
+    database: Database,
     store: JobStore,
-    pool: asyncpg.Pool,
     job_id: int,
     *,
     seconds: float,
@@ -34,9 +32,10 @@ async def wait_for_result(
         if payload in ("", str(job_id)):
             finished.set()
 
-    conn = await connect(url, store.schema)
+    pool = await database.pool()
+    conn = await database.connect()
     try:
-        with translate_errors(url, store.schema):
+        with database.errors():
             await conn.add_listener(store.results_channel, on_finished)
             # Listening before the first look: a job finishing in between still wakes us.
             while True:

@@ -12,7 +12,6 @@ The pytest fixtures (a database and a fresh schema per test) live in
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -21,13 +20,14 @@ import asyncpg
 from pydantic import BaseModel
 
 from soniq import tracing
-from soniq.app import DEFAULT_SCHEMA, SCHEMA_ENV, Soniq
-from soniq.db.connection import pooled, translate_errors
+from soniq.app import Soniq
+from soniq.db.connection import pooled
 from soniq.db.jobs import JobStore
 from soniq.enqueue import encode_args, resolve_target
 from soniq.job import Job, JobState
 from soniq.names import check_queue_name, check_schema_name
 from soniq.registry import Registry
+from soniq.settings import resolve_schema
 from soniq.task_ref import TaskRef
 from soniq.worker.executor import not_registered, run_attempt
 from soniq.worker.worker import HandlerThreads, new_worker_id
@@ -54,14 +54,14 @@ async def drain(app: Soniq, queues: Sequence[str] | str | None = None) -> int:
         queues = [queues]
     if queues is not None:
         queues = [check_queue_name(q) for q in queues]
-    pool = await app._get_pool()
+    pool = await app._database.pool()
     registry = app._registry
     store = app._store
     worker_id = f"drain:{new_worker_id()}"
     threads = HandlerThreads("soniq-drain")
     ran = 0
     while True:
-        with translate_errors(app._url, app.schema):
+        with app._database.errors():
             async with pooled(pool) as conn:
                 claimed = await store.claims.claim(
                     conn,
@@ -94,7 +94,7 @@ async def drain(app: Soniq, queues: Sequence[str] | str | None = None) -> int:
             async with pooled(pool) as conn:
                 await store.outcomes.release(conn, [(job.id, job.claim_token)])
             raise
-        with translate_errors(app._url, app.schema):
+        with app._database.errors():
             async with pooled(pool) as conn:
                 await store.outcomes.record(conn, [outcome])
         ran += 1
@@ -125,12 +125,12 @@ async def _jobs_of(
     if isinstance(app_or_conn, Soniq):
         store = JobStore(check_schema_name(schema or app_or_conn.schema))
         async with app_or_conn.connection() as conn:
-            with translate_errors(app_or_conn._url, app_or_conn.schema):
+            with app_or_conn._database.errors():
                 jobs = await store.reads.list_jobs(
                     conn, state=None, queue=None, task_name=name, limit=None
                 )
     else:
-        schema = check_schema_name(schema or os.environ.get(SCHEMA_ENV) or DEFAULT_SCHEMA)
+        schema = resolve_schema(schema or None)
         jobs = await JobStore(schema).reads.list_jobs(
             app_or_conn, state=None, queue=None, task_name=name, limit=None
         )

@@ -52,9 +52,9 @@ async def test_embedded_server_is_shared_by_processes_naming_the_same_directory(
 
     assert (await app.get_job(first)).task_name == "demo.first_process"
     assert (await app.get_job(second)).task_name == "demo.second_process"
-    pool = await app._get_pool()
-    data_directory = await pool.fetchval("SHOW data_directory")
-    await pool.execute("DROP SCHEMA embedded_test CASCADE")
+    async with app.connection() as conn:
+        data_directory = await conn.fetchval("SHOW data_directory")
+        await conn.execute("DROP SCHEMA embedded_test CASCADE")
     await app.close()
     assert Path(data_directory) == embedded_data_dir
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from datetime import timedelta
 
@@ -28,6 +27,7 @@ from soniq.cli.common import (
 )
 from soniq.dead_letter import Progress
 from soniq.job import Job
+from soniq.settings import resolve_schema
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -104,7 +104,7 @@ def setup(database_url: str | None, schema: str | None) -> None:
         await app.setup()
 
     run(lambda: with_app(database_url, schema, go))
-    click.echo(f"schema {schema or os.environ.get('SONIQ_SCHEMA') or 'soniq'} is up to date")
+    click.echo(f"schema {resolve_schema(schema)} is up to date")
 
 
 @main.command()

@@ -1,10 +1,10 @@
-"""Database URLs, connection pools, and translating driver errors into Soniq errors."""
+"""Reaching PostgreSQL: an app's pool, dedicated connections, and driver errors translated
+into Soniq errors that never show a password."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -18,7 +18,6 @@ from soniq.errors import (
     SoniqError,
 )
 
-DATABASE_URL_ENV = "SONIQ_DATABASE_URL"
 EMBEDDED = "embedded"
 
 # Errors that mean "the connection is gone or never came up": the operation may be retried
@@ -46,23 +45,6 @@ def redact(text: str) -> str:
     """Hide any password written in a URL (``user:secret@`` or ``password=secret``)."""
     text = _PASSWORD_IN_URL.sub(r"\g<scheme>:***@", text)
     return _PASSWORD_PARAM.sub(r"\g<key>***", text)
-
-
-def resolve_database_url(database_url: str | None) -> str:
-    """The URL given, else ``SONIQ_DATABASE_URL``; a clear error when neither is set."""
-    url = database_url if database_url is not None else os.environ.get(DATABASE_URL_ENV)
-    if not url:
-        raise ConfigurationError(
-            "no database configured: pass Soniq(database_url='postgresql://user@host/db'), "
-            f"or set {DATABASE_URL_ENV}; use database_url='embedded' to run a local PostgreSQL "
-            "inside this environment (pip install 'soniq[embedded]')"
-        )
-    if url != EMBEDDED and not url.startswith(("postgresql://", "postgres://")):
-        raise ConfigurationError(
-            f"database URL {redact(url)!r} is not a PostgreSQL URL: it must start with "
-            "'postgresql://' (or be the word 'embedded')"
-        )
-    return url
 
 
 def describe_connection_error(url: str, exc: BaseException) -> str:
@@ -147,3 +129,58 @@ async def pooled(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     finally:
         with contextlib.suppress(Exception):
             await pool.release(conn)
+
+
+class Database:
+    """One app's way to PostgreSQL: a pool opened on first use (starting the embedded server
+    first when the URL is ``embedded``), dedicated connections, and error translation."""
+
+    def __init__(self, url: str, schema: str, *, pool_size: int) -> None:
+        self.url = url  # after the embedded server starts: that server's URL
+        self.schema = schema
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def pool(self) -> asyncpg.Pool:
+        """The pool, opened now if it is not open yet."""
+        if self._pool is not None:
+            return self._pool
+        async with self._lock:
+            if self._pool is None:
+                if self.url == EMBEDDED:
+                    from soniq import embedded
+
+                    self.url = await asyncio.to_thread(embedded.start)
+                self._pool = await create_pool(self.url, self.schema, max_size=self._pool_size)
+        return self._pool
+
+    def errors(self) -> contextlib.AbstractContextManager[None]:
+        """A block in which driver errors become the matching :class:`SoniqError`."""
+        return translate_errors(self.url, self.schema)
+
+    async def connect(self) -> asyncpg.Connection:
+        """A dedicated connection outside the pool (for LISTEN), errors translated."""
+        await self.pool()  # the embedded server, if any, must be up to know its URL
+        return await connect(self.url, self.schema)
+
+    @contextlib.asynccontextmanager
+    async def lend(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection for the caller's own use, fully reset when given back."""
+        pool = await self.pool()
+        with self.errors():
+            conn = await pool.acquire()
+        try:
+            yield conn
+        finally:
+            # The pool skips asyncpg's session reset for speed; a lent connection may have
+            # been changed (SET, LISTEN), so it gets the full reset back here.
+            with contextlib.suppress(Exception):
+                await conn.reset()
+            await pool.release(conn)
+
+    async def close(self) -> None:
+        """Close the pool; the next :meth:`pool` opens a new one."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()

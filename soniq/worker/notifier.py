@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection
 
 import asyncpg
 
-from soniq.db.connection import connect
+from soniq.db.connection import Database
 from soniq.waiting import backoff, wait_event
 
 logger = logging.getLogger("soniq.worker")
@@ -21,8 +21,7 @@ _PING_EVERY = 10.0
 class Notifier:
     def __init__(
         self,
-        url: str,
-        schema: str,
+        database: Database,
         channel: str,
         *,
         queues: Collection[str] | None,
@@ -30,8 +29,7 @@ class Notifier:
         cancel_channel: str,
         on_cancel: Callable[[int], None],
     ) -> None:
-        self._url = url
-        self._schema = schema
+        self._database = database
         self._channel = channel
         self._queues = None if queues is None else frozenset(queues)
         self._wake = wake
@@ -51,7 +49,7 @@ class Notifier:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await connect(self._url, self._schema)
+                conn = await self._database.connect()
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(self._cancel_channel, self._on_cancel_notify)

@@ -25,18 +25,17 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import ParamSpec, TypeVar
 
 import asyncpg
 
 from soniq import tracing
-from soniq.db.connection import CONNECTION_ERRORS, pooled
+from soniq.db.connection import CONNECTION_ERRORS, Database, pooled
 from soniq.db.jobs import JobStore
 from soniq.job import ClaimedJob, JobError, Outcome
 from soniq.metrics import Metrics
 from soniq.registry import Registry
+from soniq.settings import Settings, WorkerSettings
 from soniq.waiting import backoff, wait_event
 from soniq.worker.completer import Completer
 from soniq.worker.executor import RetryPolicy, not_registered, run_attempt
@@ -50,19 +49,6 @@ _PRUNE_EVERY = 60.0
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    """How one worker runs (checked by :meth:`Soniq.run_worker`)."""
-
-    queues: tuple[str, ...] | None
-    concurrency: int
-    lease: timedelta
-    poll_interval: timedelta
-    shutdown_timeout: timedelta
-    done_retention: timedelta
-    dead_retention: timedelta | None  # None: dead letters stay until purged
 
 
 def new_worker_id() -> str:
@@ -108,17 +94,19 @@ class Worker:
     def __init__(
         self,
         *,
-        url: str,
+        database: Database,
         pool: asyncpg.Pool,
         store: JobStore,
         registry: Registry,
-        config: WorkerConfig,
+        config: WorkerSettings,
+        app_settings: Settings,
         retry_policy: RetryPolicy,
         metrics: Metrics | None = None,
     ) -> None:
         self.id = new_worker_id()
         self._metrics = metrics
-        self._url = url
+        self._database = database
+        self._app_settings = app_settings
         self._pool = pool
         self._store = store
         self._registry = registry
@@ -174,8 +162,7 @@ class Worker:
             ",".join(self._registry.names()) or "(none)",
         )
         notifier = Notifier(
-            self._url,
-            self._store.schema,
+            self._database,
             self._store.channel,
             queues=self._config.queues,
             wake=self._wake.set,
@@ -356,11 +343,13 @@ class Worker:
                     await self._rescue(conn)
                     if prune:
                         await self._store.maintenance.prune_finished(
-                            conn, older_than=self._config.done_retention, limit=_PRUNE_BATCH
+                            conn, older_than=self._app_settings.done_retention, limit=_PRUNE_BATCH
                         )
-                        if self._config.dead_retention is not None:
+                        if self._app_settings.dead_retention is not None:
                             await self._store.maintenance.prune_dead(
-                                conn, older_than=self._config.dead_retention, limit=_PRUNE_BATCH
+                                conn,
+                                older_than=self._app_settings.dead_retention,
+                                limit=_PRUNE_BATCH,
                             )
             except CONNECTION_ERRORS as exc:
                 logger.warning("maintenance skipped (%s: %s)", type(exc).__name__, exc)
