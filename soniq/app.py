@@ -16,19 +16,19 @@ from pydantic import BaseModel
 from soniq import tracing
 from soniq.checks import whole_number
 from soniq.contracts import ContractsReport, check_waiting_jobs
-from soniq.db.connection import Database, pooled
+from soniq.db.connection import Database
 from soniq.db.jobs import JobStore
 from soniq.db.migrate import check_current, migrate
 from soniq.db.periodic import PeriodicStore
 from soniq.db.workers import WorkerStore
 from soniq.dead_letter import DeadLetterQueue
-from soniq.enqueue import Target, build_job, encode_args, encode_many, resolve_target
+from soniq.enqueue import Enqueuer
 from soniq.errors import (
     ConfigurationError,
     JobNotFoundError,
     RegistrationError,
 )
-from soniq.job import Job, JobState, NewJob
+from soniq.job import Job, JobState
 from soniq.metrics import Metrics
 from soniq.periodic import Schedule, check_timing
 from soniq.registry import Middleware, Registry, Upcaster, build_spec
@@ -46,9 +46,6 @@ logger = logging.getLogger("soniq")
 
 F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M", bound=BaseModel)
-
-_DEDUP_RACE_RETRIES = 5
-_BULK_CHUNK = 1000
 
 
 class Soniq:
@@ -91,6 +88,7 @@ class Soniq:
         self._worker: Worker | None = None
         self._schedules: list[Schedule] = []
         self._metrics: Metrics | None = None
+        self._enqueuer = Enqueuer(self.settings, self._database, self._store, self._registry)
         self.dead_letter = DeadLetterQueue(self._store, self._database)
 
     # -- connection ---------------------------------------------------------------------
@@ -120,7 +118,7 @@ class Soniq:
         reconnects."""
         if self._metrics is not None:
             self._metrics.close()
-            self._metrics = None
+            self._metrics = self._enqueuer.metrics = None
         await self._database.close()
 
     async def __aenter__(self) -> Soniq:
@@ -286,22 +284,15 @@ class Soniq:
         parsed, zone = check_timing(cron, every, timezone, catch_up)
 
         def add(task: TaskRef[Any] | Callable[..., Any]) -> None:
-            resolved = resolve_target(
-                task, self._registry, default_retries=self.settings.default_retries
-            )
-            args_json = encode_args(resolved, args, max_bytes=self.settings.max_args_bytes)
-            job = build_job(
-                resolved,
-                args_json,
+            job = self._enqueuer.prepare(
+                task,
+                args,
                 queue=queue,
                 priority=priority,
-                scheduled_at=None,
-                delay=None,
-                dedup_key=None,
                 trace_context=None,  # a schedule is not part of the registering code's trace
             )
             when = f"cron {cron} {timezone}" if cron is not None else f"every {every}"
-            key = f"{job.task_name} {when} {args_json}"
+            key = f"{job.task_name} {when} {job.args_json}"
             if any(s.key == key for s in self._schedules):
                 raise RegistrationError(f"periodic {key!r} is already registered")
             self._schedules.append(Schedule(key, job, parsed, every, zone, catch_up))
@@ -374,13 +365,9 @@ class Soniq:
         that transaction commits, and workers are woken at commit. With ``dedup_key`` a
         second enqueue while the first job is queued or running returns the first job's id.
         """
-        resolved = resolve_target(
-            target, self._registry, default_retries=self.settings.default_retries
-        )
-        args_json = encode_args(resolved, args, max_bytes=self.settings.max_args_bytes)
-        new_job = build_job(
-            resolved,
-            args_json,
+        job = self._enqueuer.prepare(
+            target,
+            args,
             queue=queue,
             priority=priority,
             scheduled_at=scheduled_at,
@@ -388,19 +375,7 @@ class Soniq:
             dedup_key=dedup_key,
             trace_context=tracing.inject(),
         )
-        db = connection if connection is not None else await self._database.pool()
-        with self._database.errors():
-            for _ in range(_DEDUP_RACE_RETRIES):
-                job_id = await self._store.writes.insert(db, new_job)
-                if job_id is None and dedup_key is not None:
-                    job_id = await self._store.writes.live_id_for_dedup_key(db, dedup_key)
-                if job_id is not None:
-                    if self._metrics is not None:
-                        self._metrics.enqueued(new_job.task_name, new_job.queue)
-                    return job_id
-        raise ConfigurationError(
-            f"dedup_key {dedup_key!r} kept changing owner during enqueue; try again"
-        )
+        return await self._enqueuer.enqueue(job, connection)
 
     @overload
     async def enqueue_many(
@@ -442,65 +417,16 @@ class Soniq:
         """Validate and store many jobs of one task, all or nothing: one bad item writes
         nothing and the error names its index. Items go in chunks inside one transaction;
         returns ids in input order."""
-        resolved = resolve_target(
-            target, self._registry, default_retries=self.settings.default_retries
-        )
-        template = build_job(
-            resolved,
-            "{}",
+        return await self._enqueuer.enqueue_many(
+            target,
+            list(args_list),
             queue=queue,
             priority=priority,
             scheduled_at=scheduled_at,
             delay=delay,
-            dedup_key=None,
             trace_context=tracing.inject(),
+            connection=connection,
         )
-        items = list(args_list)
-        if not items:
-            return []
-        if connection is not None:
-            ids = await self._insert_many(connection, resolved, template, items)
-        else:
-            pool = await self._database.pool()
-            with self._database.errors():
-                async with pooled(pool) as conn:
-                    ids = await self._insert_many(conn, resolved, template, items)
-        if self._metrics is not None:
-            self._metrics.enqueued(template.task_name, template.queue, len(ids))
-        return ids
-
-    async def _insert_many(
-        self, conn: asyncpg.Connection, resolved: Target, template: NewJob, items: list[Any]
-    ) -> list[int]:
-        """Encode chunk k+1 while the server inserts chunk k, all in one transaction (a
-        savepoint inside the caller's): a bad item anywhere rolls everything back, so the
-        result is all or nothing, as if every item had been validated first."""
-        ids: list[int] = []
-        inserting: asyncio.Future[list[int]] | None = None
-        with self._database.errors():
-            async with conn.transaction():
-                try:
-                    for start in range(0, len(items), _BULK_CHUNK):
-                        chunk = encode_many(
-                            resolved,
-                            items[start : start + _BULK_CHUNK],
-                            max_bytes=self.settings.max_args_bytes,
-                            start=start,
-                        )
-                        if inserting is not None:
-                            ids += await inserting
-                        inserting = asyncio.ensure_future(
-                            self._store.writes.insert_many(conn, template, chunk)
-                        )
-                        await asyncio.sleep(0)  # let it send the statement before we encode on
-                    assert inserting is not None
-                    ids += await inserting
-                except BaseException:
-                    if inserting is not None and not inserting.done():
-                        # the connection must be idle before the transaction can roll back
-                        await asyncio.gather(inserting, return_exceptions=True)
-                    raise
-        return ids
 
     # -- inspection ---------------------------------------------------------------------
 
@@ -660,7 +586,7 @@ class Soniq:
             raise ConfigurationError("call serve_metrics() before run_worker()")
         metrics = Metrics()
         bound = metrics.serve(port, host)
-        self._metrics = metrics
+        self._metrics = self._enqueuer.metrics = metrics
         return bound
 
     async def stop(self) -> None:

@@ -23,7 +23,8 @@ from soniq import tracing
 from soniq.app import Soniq
 from soniq.db.connection import pooled
 from soniq.db.jobs import JobStore
-from soniq.enqueue import encode_args, resolve_target
+from soniq.encoding import encode_args
+from soniq.enqueue import resolve_target
 from soniq.job import Job, JobState
 from soniq.names import check_queue_name, check_schema_name
 from soniq.registry import Registry

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
-from soniq.enqueue import _encode_dict_fast, _Unusual
+from soniq.encoding import _encode_dict_fast, _Unusual
 from soniq.roundtrip import float_fields_if_exact
 
 
