@@ -30,7 +30,7 @@ from soniq.errors import (
 )
 from soniq.job import Job, JobState
 from soniq.metrics import Metrics
-from soniq.periodic import Schedule, check_timing
+from soniq.periodic import Schedules, ScheduleSpec
 from soniq.registry import Middleware, Registry, Upcaster, build_spec
 from soniq.results import wait_for_result
 from soniq.settings import Settings, WorkerSettings, resolve_database_url, resolve_schema
@@ -86,9 +86,9 @@ class Soniq:
         self._store = JobStore(self.schema)
         self._registry = Registry()
         self._worker: Worker | None = None
-        self._schedules: list[Schedule] = []
         self._metrics: Metrics | None = None
         self._enqueuer = Enqueuer(self.settings, self._database, self._store, self._registry)
+        self._schedules = Schedules(self._enqueuer)
         self.dead_letter = DeadLetterQueue(self._store, self._database)
 
     # -- connection ---------------------------------------------------------------------
@@ -281,28 +281,13 @@ class Soniq:
         Each tick is enqueued exactly once however many workers run. After downtime, at
         most ``catch_up`` missed ticks are enqueued (the most recent ones; 0: none).
         """
-        parsed, zone = check_timing(cron, every, timezone, catch_up)
-
-        def add(task: TaskRef[Any] | Callable[..., Any]) -> None:
-            job = self._enqueuer.prepare(
-                task,
-                args,
-                queue=queue,
-                priority=priority,
-                trace_context=None,  # a schedule is not part of the registering code's trace
-            )
-            when = f"cron {cron} {timezone}" if cron is not None else f"every {every}"
-            key = f"{job.task_name} {when} {job.args_json}"
-            if any(s.key == key for s in self._schedules):
-                raise RegistrationError(f"periodic {key!r} is already registered")
-            self._schedules.append(Schedule(key, job, parsed, every, zone, catch_up))
-
+        spec = ScheduleSpec.check(cron, every, timezone, args, queue, priority, catch_up)
         if target is not None:
             if not isinstance(target, TaskRef):
                 raise RegistrationError(
                     "app.periodic() takes a TaskRef positionally, or decorates a registered job"
                 )
-            add(target)
+            self._schedules.add(target, spec)
             return None
 
         def decorate(handler: F) -> F:
@@ -311,7 +296,7 @@ class Soniq:
                     "@app.periodic must be stacked above @app.job (it schedules a registered "
                     f"job; {getattr(handler, '__qualname__', handler)!r} is not one)"
                 )
-            add(handler)
+            self._schedules.add(handler, spec)
             return handler
 
         return decorate
@@ -562,8 +547,10 @@ class Soniq:
             ).run()
         )
         services = [presence]
-        if self._schedules:
-            scheduler = Scheduler(PeriodicStore(self.schema), self._store, pool, self._schedules)
+        if self._schedules.all:
+            scheduler = Scheduler(
+                PeriodicStore(self.schema), self._store, pool, self._schedules.all
+            )
             services.append(asyncio.ensure_future(scheduler.run()))
         restore_signals = handle_signals(worker)
         try:

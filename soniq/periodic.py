@@ -1,14 +1,20 @@
-"""Periodic schedules: when a registered task is due, and which ticks a worker enqueues."""
+"""Periodic schedules: registering them on an app, when each is due, and which ticks a
+worker enqueues."""
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel
 
 from soniq.checks import duration, whole_number
 from soniq.cron import Cron
+from soniq.enqueue import Enqueuer
 from soniq.errors import RegistrationError
 from soniq.job import NewJob
 
@@ -59,7 +65,64 @@ class Schedule:
         return missed[len(missed) - self.catch_up :] + on_time if self.catch_up else on_time
 
 
-def check_timing(
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """When and with what a periodic task is enqueued, as ``app.periodic`` was given it."""
+
+    cron: Cron | None
+    every: timedelta | None
+    timezone: str
+    zone: ZoneInfo
+    args: Mapping[str, Any] | BaseModel | None
+    queue: str | None
+    priority: int | None
+    catch_up: int
+
+    @classmethod
+    def check(
+        cls,
+        cron: str | None,
+        every: timedelta | None,
+        timezone: str,
+        args: Mapping[str, Any] | BaseModel | None,
+        queue: str | None,
+        priority: int | None,
+        catch_up: int,
+    ) -> ScheduleSpec:
+        """The spec, or :class:`RegistrationError` naming what is wrong with the timing."""
+        parsed, zone = _check_timing(cron, every, timezone, catch_up)
+        return cls(parsed, every, timezone, zone, args, queue, priority, catch_up)
+
+    def describe(self) -> str:
+        if self.cron is not None:
+            return f"cron {self.cron.expression} {self.timezone}"
+        return f"every {self.every}"
+
+
+class Schedules:
+    """The periodic schedules registered on one app; its workers' scheduler runs them."""
+
+    def __init__(self, enqueuer: Enqueuer) -> None:
+        self._enqueuer = enqueuer
+        self.all: list[Schedule] = []
+
+    def add(self, task: object, spec: ScheduleSpec) -> None:
+        """Schedule ``task`` (a TaskRef or a registered handler); its args are validated
+        now, so a bad schedule fails at registration, not at its first tick."""
+        job = self._enqueuer.prepare(
+            task,
+            spec.args,
+            queue=spec.queue,
+            priority=spec.priority,
+            trace_context=None,  # a schedule is not part of the registering code's trace
+        )
+        key = f"{job.task_name} {spec.describe()} {job.args_json}"
+        if any(s.key == key for s in self.all):
+            raise RegistrationError(f"periodic {key!r} is already registered")
+        self.all.append(Schedule(key, job, spec.cron, spec.every, spec.zone, spec.catch_up))
+
+
+def _check_timing(
     cron: str | None, every: timedelta | None, zone_name: str, catch_up: int
 ) -> tuple[Cron | None, ZoneInfo]:
     """The parsed cron expression (None for ``every``) and time zone of a schedule, or
