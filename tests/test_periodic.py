@@ -112,7 +112,7 @@ async def test_downtime_is_caught_up_once_not_flooded(
     async def nightly() -> None:
         pass
 
-    key = app._schedules[0].key
+    key = app._schedules.all[0].key
     ten_days_ago = datetime.now(UTC) - timedelta(days=10)
     await db.execute(
         f"INSERT INTO {schema}.periodic_schedules (key, last_tick) VALUES ($1, $2)",
