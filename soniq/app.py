@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -19,7 +18,6 @@ from soniq.contracts import ContractsReport, check_waiting_jobs
 from soniq.db.connection import Database
 from soniq.db.jobs import JobStore
 from soniq.db.migrate import check_current, migrate
-from soniq.db.periodic import PeriodicStore
 from soniq.db.workers import WorkerStore
 from soniq.dead_letter import DeadLetterQueue
 from soniq.enqueue import Enqueuer
@@ -37,9 +35,6 @@ from soniq.settings import Settings, WorkerSettings, resolve_database_url, resol
 from soniq.status import Status
 from soniq.task_ref import ArgsT, TaskRef
 from soniq.worker.executor import RetryPolicy
-from soniq.worker.presence import Presence
-from soniq.worker.scheduler import Scheduler
-from soniq.worker.signals import handle_signals
 from soniq.worker.worker import Worker
 
 logger = logging.getLogger("soniq")
@@ -532,34 +527,13 @@ class Soniq:
             config=config,
             app_settings=self.settings,
             retry_policy=self._retry_policy,
+            schedules=self._schedules.all,
             metrics=self._metrics,
         )
         self._worker = worker
-        presence = asyncio.ensure_future(
-            Presence(
-                WorkerStore(self.schema),
-                pool,
-                worker_id=worker.id,
-                registry=self._registry,
-                queues=config.queues,
-                concurrency=concurrency,
-                lease=config.lease,
-            ).run()
-        )
-        services = [presence]
-        if self._schedules.all:
-            scheduler = Scheduler(
-                PeriodicStore(self.schema), self._store, pool, self._schedules.all
-            )
-            services.append(asyncio.ensure_future(scheduler.run()))
-        restore_signals = handle_signals(worker)
         try:
             await worker.run()
         finally:
-            restore_signals()
-            for service in services:
-                service.cancel()
-            await asyncio.gather(*services, return_exceptions=True)
             self._worker = None
 
     def serve_metrics(self, port: int = 9100, host: str = "127.0.0.1") -> int:

@@ -31,7 +31,8 @@ from soniq.registry import Registry
 from soniq.settings import resolve_schema
 from soniq.task_ref import TaskRef
 from soniq.worker.executor import not_registered, run_attempt
-from soniq.worker.worker import HandlerThreads, new_worker_id
+from soniq.worker.threads import HandlerThreads
+from soniq.worker.worker import new_worker_id
 
 __all__ = ["assert_enqueued", "assert_not_enqueued", "drain"]
 

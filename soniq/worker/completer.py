@@ -13,13 +13,14 @@ from soniq.db.connection import CONNECTION_ERRORS, pooled
 from soniq.db.jobs import JobStore
 from soniq.job import Outcome
 from soniq.waiting import backoff
+from soniq.worker.service import Service
 
 logger = logging.getLogger("soniq.worker")
 
 MAX_BATCH = 1000
 
 
-class Completer:
+class Completer(Service):
     """Buffers outcomes and flushes them; a failed flush is kept and retried with backoff.
 
     An outcome the database refuses for another reason than the connection is written on
@@ -48,7 +49,7 @@ class Completer:
         self._pending.set()
 
     async def run(self) -> None:
-        """Flush until :meth:`close`; returns once the buffer is empty after closing."""
+        """Flush until :meth:`stop`; returns once the buffer is empty after stopping."""
         failures = 0
         one_by_one = 0  # how many of the next outcomes to write singly
         while True:
@@ -98,7 +99,7 @@ class Completer:
             if self._closing:
                 return
 
-    def close(self) -> None:
+    def stop(self) -> None:
         """Ask :meth:`run` to finish once everything buffered is written."""
         self._closing = True
         self._pending.set()

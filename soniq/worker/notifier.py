@@ -12,13 +12,16 @@ import asyncpg
 
 from soniq.db.connection import Database
 from soniq.waiting import backoff, wait_event
+from soniq.worker.service import Service
 
 logger = logging.getLogger("soniq.worker")
 
 _PING_EVERY = 10.0
 
 
-class Notifier:
+class Notifier(Service):
+    """Listens on the jobs and cancel channels of one schema for one worker."""
+
     def __init__(
         self,
         database: Database,

@@ -15,11 +15,14 @@ import asyncpg
 from soniq.db.connection import CONNECTION_ERRORS
 from soniq.db.workers import WorkerStore
 from soniq.registry import Registry
+from soniq.worker.service import Service
 
 logger = logging.getLogger("soniq.worker")
 
 
-class Presence:
+class Presence(Service):
+    """This worker's row in the workers table, kept fresh while it runs."""
+
     def __init__(
         self,
         store: WorkerStore,

@@ -18,13 +18,16 @@ from soniq.db.jobs import JobStore
 from soniq.db.periodic import PeriodicStore
 from soniq.periodic import Schedule
 from soniq.waiting import backoff
+from soniq.worker.service import Service
 
 logger = logging.getLogger("soniq.worker")
 
 _MAX_SLEEP = 60.0
 
 
-class Scheduler:
+class Scheduler(Service):
+    """Enqueues the due ticks of an app's periodic schedules."""
+
     def __init__(
         self,
         store: PeriodicStore,

@@ -1,4 +1,4 @@
-"""SIGTERM and SIGINT for a worker run from ``Soniq.run_worker``."""
+"""SIGTERM and SIGINT for a running worker."""
 
 from __future__ import annotations
 
@@ -8,16 +8,14 @@ import signal
 import threading
 from collections.abc import Callable
 
-from soniq.worker.worker import Worker
-
 logger = logging.getLogger("soniq")
 
 
-def handle_signals(worker: Worker) -> Callable[[], None]:
-    """First SIGTERM/SIGINT: graceful stop; second: cancel running jobs now. Installed only
-    in the main thread and only when SIGTERM has no handler yet (a web server running the
-    worker in its lifespan keeps its own), so it never steals another framework's signals.
-    Returns the function that restores the previous handlers."""
+def handle_signals(stop: Callable[[], None], hard_stop: Callable[[], None]) -> Callable[[], None]:
+    """First SIGTERM/SIGINT: ``stop`` (graceful); second: ``hard_stop`` (cancel running jobs
+    now). Installed only in the main thread and only when SIGTERM has no handler yet (a web
+    server running the worker in its lifespan keeps its own), so it never steals another
+    framework's signals. Returns the function that restores the previous handlers."""
     if threading.current_thread() is not threading.main_thread() or (
         signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
     ):
@@ -31,10 +29,10 @@ def handle_signals(worker: Worker) -> Callable[[], None]:
         received += 1
         if received == 1:
             logger.info("%s received: finishing running jobs (send again to stop now)", sig.name)
-            worker.stop()
+            stop()
         else:
             logger.info("%s received again: releasing running jobs now", sig.name)
-            worker.hard_stop()
+            hard_stop()
 
     for sig in previous:
         loop.add_signal_handler(sig, on_signal, sig)

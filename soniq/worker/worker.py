@@ -1,91 +1,57 @@
-"""The worker: claims due jobs into free slots, runs them, and keeps its leases alive.
-
-Services it wires together, each a small loop:
+"""The worker: claims due jobs into free slots, runs them, and owns every service that runs
+beside its claim loop, all assembled here and all on one lifecycle (start, stop, wait):
 
 - claim loop (here): claims up to the number of free slots in one statement, sleeps until a
   notification, a freed slot or the poll interval;
 - :class:`Notifier`: LISTEN connection that wakes the claim loop and cancels running jobs
   on request;
 - :class:`Completer`: writes outcomes in batches, fenced by claim token;
-- maintenance loop (here): renews the leases of owned jobs (heartbeat), rescues jobs whose
-  lease expired on any worker, and prunes old finished jobs.
+- :class:`Maintenance`: renews this worker's leases (the heartbeat is here), rescues jobs
+  whose lease expired on any worker, and prunes old finished jobs;
+- :class:`Presence`: this worker's row in the workers table;
+- :class:`Scheduler`: enqueues the ticks of the app's periodic schedules (when it has any);
+- signal handling (:func:`handle_signals`) while the worker runs in the main thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import logging
 import os
 import secrets
 import socket
-import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
-from typing import ParamSpec, TypeVar
+from collections.abc import Sequence
 
 import asyncpg
 
 from soniq import tracing
 from soniq.db.connection import CONNECTION_ERRORS, Database, pooled
 from soniq.db.jobs import JobStore
+from soniq.db.periodic import PeriodicStore
+from soniq.db.workers import WorkerStore
 from soniq.job import ClaimedJob, JobError, Outcome
 from soniq.metrics import Metrics
+from soniq.periodic import Schedule
 from soniq.registry import Registry
 from soniq.settings import Settings, WorkerSettings
 from soniq.waiting import backoff, wait_event
 from soniq.worker.completer import Completer
 from soniq.worker.executor import RetryPolicy, not_registered, run_attempt
+from soniq.worker.maintenance import Maintenance
 from soniq.worker.notifier import Notifier
+from soniq.worker.presence import Presence
+from soniq.worker.scheduler import Scheduler
+from soniq.worker.service import Service
+from soniq.worker.signals import handle_signals
+from soniq.worker.threads import HandlerThreads
 
 logger = logging.getLogger("soniq.worker")
-
-_RESCUE_BATCH = 1000
-_PRUNE_BATCH = 1000
-_PRUNE_EVERY = 60.0
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-class HandlerThreads(Executor):
-    """Runs each call of a blocking (sync) handler on a daemon thread of its own.
-
-    A thread cannot be interrupted: a sync handler whose attempt was cancelled (timeout,
-    shutdown) keeps running until it returns. On a daemon thread of its own it neither
-    holds a slot that the next job would queue behind (with that job's timeout already
-    running), nor keeps a stopped worker process alive: pool threads are joined at
-    interpreter exit, which would ignore the shutdown timeout and a second signal. An
-    abandoned handler ends with the process; its job was released and runs again.
-    """
-
-    def __init__(self, name_prefix: str) -> None:
-        self._name_prefix = name_prefix
-        self._numbers = itertools.count(1)
-
-    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        future: Future[T] = Future()
-
-        def call() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
-
-        name = f"{self._name_prefix}-{next(self._numbers)}"
-        threading.Thread(target=call, name=name, daemon=True).start()
-        return future
 
 
 class Worker:
@@ -101,6 +67,7 @@ class Worker:
         config: WorkerSettings,
         app_settings: Settings,
         retry_policy: RetryPolicy,
+        schedules: Sequence[Schedule],
         metrics: Metrics | None = None,
     ) -> None:
         self.id = new_worker_id()
@@ -124,6 +91,35 @@ class Worker:
         self._completer = Completer(
             store, pool, on_written=self._on_written, on_unrecorded=self._on_unrecorded
         )
+        self._services: list[Service] = [
+            Notifier(
+                database,
+                store.channel,
+                queues=config.queues,
+                wake=self._wake.set,
+                cancel_channel=store.cancel_channel,
+                on_cancel=self.cancel_job,
+            ),
+            Maintenance(
+                pool,
+                store,
+                lease=config.lease,
+                done_retention=app_settings.done_retention,
+                dead_retention=app_settings.dead_retention,
+                renew=self._renew_leases,
+            ),
+            Presence(
+                WorkerStore(store.schema),
+                pool,
+                worker_id=self.id,
+                registry=registry,
+                queues=config.queues,
+                concurrency=config.concurrency,
+                lease=config.lease,
+            ),
+        ]
+        if schedules:
+            self._services.append(Scheduler(PeriodicStore(store.schema), store, pool, schedules))
 
     def stop(self) -> None:
         """Stop claiming; :meth:`run` then lets running jobs finish (up to the shutdown
@@ -154,6 +150,8 @@ class Worker:
         task.cancel()
 
     async def run(self) -> None:
+        """Claim and run jobs until :meth:`stop`, a signal, or cancellation; see
+        :meth:`soniq.Soniq.run_worker` for how running jobs end."""
         logger.info(
             "worker %s started: queues=%s concurrency=%d tasks=%s",
             self.id,
@@ -161,19 +159,9 @@ class Worker:
             self._config.concurrency,
             ",".join(self._registry.names()) or "(none)",
         )
-        notifier = Notifier(
-            self._database,
-            self._store.channel,
-            queues=self._config.queues,
-            wake=self._wake.set,
-            cancel_channel=self._store.cancel_channel,
-            on_cancel=self.cancel_job,
-        )
-        services = [
-            asyncio.ensure_future(notifier.run()),
-            asyncio.ensure_future(self._maintain()),
-        ]
-        completer = asyncio.ensure_future(self._completer.run())
+        for service in [*self._services, self._completer]:
+            service.start()
+        restore_signals = handle_signals(self.stop, self.hard_stop)
         grace = self._config.shutdown_timeout.total_seconds()
         cancelled = False
         try:
@@ -183,13 +171,14 @@ class Worker:
             grace = 0.0
         finally:
             self._claims_stopped.set()
-            await self._drain(grace)
-            self._completer.close()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(completer), timeout=max(grace, 10.0))
-            for service in [*services, completer]:
-                service.cancel()
-            await asyncio.gather(*services, completer, return_exceptions=True)
+            await self._finish_running(grace)
+            self._completer.stop()  # it writes what is buffered, then ends
+            await self._completer.wait(timeout=max(grace, 10.0))
+            for service in self._services:
+                service.stop()
+            for service in self._services:
+                await service.wait()
+            restore_signals()
             logger.info("worker %s stopped", self.id)
         if cancelled:
             raise asyncio.CancelledError
@@ -297,7 +286,7 @@ class Worker:
     def _on_unrecorded(self, outcome: Outcome) -> None:
         self._owned.pop(outcome.job_id, None)  # let the lease run out: the rescuer retries
 
-    async def _drain(self, grace: float) -> None:
+    async def _finish_running(self, grace: float) -> None:
         """Let running jobs finish for up to ``grace`` seconds, cancel the rest, and give
         their claims back to the queue without spending an attempt."""
         running = list(self._running.values())
@@ -328,35 +317,7 @@ class Worker:
             len(claims),
         )
 
-    async def _maintain(self) -> None:
-        """Heartbeat, rescue and prune, every third of the lease."""
-        interval = self._config.lease.total_seconds() / 3
-        next_prune = 0.0
-        while True:
-            await asyncio.sleep(interval)
-            prune = time.monotonic() >= next_prune
-            if prune:
-                next_prune = time.monotonic() + _PRUNE_EVERY
-            try:
-                async with pooled(self._pool) as conn:
-                    await self._heartbeat(conn)
-                    await self._rescue(conn)
-                    if prune:
-                        await self._store.maintenance.prune_finished(
-                            conn, older_than=self._app_settings.done_retention, limit=_PRUNE_BATCH
-                        )
-                        if self._app_settings.dead_retention is not None:
-                            await self._store.maintenance.prune_dead(
-                                conn,
-                                older_than=self._app_settings.dead_retention,
-                                limit=_PRUNE_BATCH,
-                            )
-            except CONNECTION_ERRORS as exc:
-                logger.warning("maintenance skipped (%s: %s)", type(exc).__name__, exc)
-            except Exception:  # never let heartbeats stop while the worker runs
-                logger.exception("maintenance failed; trying again in %.1fs", interval)
-
-    async def _heartbeat(self, conn: asyncpg.Connection) -> None:
+    async def _renew_leases(self, conn: asyncpg.Connection) -> None:
         """Renew the leases this worker still holds; stop renewing the ones it lost."""
         if not self._owned:
             return
@@ -377,13 +338,3 @@ class Worker:
                     "back); the outcome of this run will be discarded",
                     job_id,
                 )
-
-    async def _rescue(self, conn: asyncpg.Connection) -> None:
-        """Take back jobs whose lease ran out, on any worker."""
-        rescued = await self._store.maintenance.rescue_expired(conn, limit=_RESCUE_BATCH)
-        for job_id, state in rescued:
-            logger.warning(
-                "job %d: its worker's lease expired; %s",
-                job_id,
-                {"dead": "dead-lettered", "cancelled": "cancelled"}.get(state, "requeued"),
-            )
