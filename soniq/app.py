@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -31,10 +32,17 @@ from soniq.metrics import Metrics
 from soniq.periodic import Schedules, ScheduleSpec
 from soniq.registry import Middleware, Registry, Upcaster, build_spec
 from soniq.results import wait_for_result
-from soniq.settings import Settings, WorkerSettings, resolve_database_url, resolve_schema
+from soniq.settings import (
+    Settings,
+    WorkerSettings,
+    queue_names,
+    resolve_database_url,
+    resolve_schema,
+)
 from soniq.status import Status
 from soniq.task_ref import ArgsT, TaskRef
-from soniq.worker.executor import RetryPolicy
+from soniq.worker.attempt import RetryPolicy
+from soniq.worker.drain import drain
 from soniq.worker.worker import Worker
 
 logger = logging.getLogger("soniq")
@@ -408,6 +416,17 @@ class Soniq:
             connection=connection,
         )
 
+    def validate_args(
+        self, target: TaskRef[Any] | str | Callable[..., Any], args: Mapping[str, Any] | BaseModel
+    ) -> dict[str, Any]:
+        """The args as :meth:`enqueue` would store them (validated through the task's model,
+        defaults filled in, as JSON), without storing anything; raises the same
+        :class:`EnqueueError` subclasses, e.g. to answer an HTTP request with 422 before
+        any transaction starts."""
+        job = self._enqueuer.prepare(target, args, queue=None, priority=None, trace_context=None)
+        stored: dict[str, Any] = json.loads(job.args_json)
+        return stored
+
     # -- inspection ---------------------------------------------------------------------
 
     async def get_job(self, job_id: int) -> Job:
@@ -425,10 +444,12 @@ class Soniq:
         state: JobState | str | None = None,
         queue: str | None = None,
         task_name: str | None = None,
-        limit: int = 100,
+        limit: int | None = 100,
     ) -> list[Job]:
-        """Jobs matching every given filter, newest first (at most ``limit``)."""
+        """Jobs matching every given filter, newest first (at most ``limit``; None: all)."""
         state_value = None if state is None else JobState(state).value
+        if limit is not None:
+            whole_number(limit, "limit", minimum=1)
         pool = await self._database.pool()
         with self._database.errors():
             return await self._store.reads.list_jobs(
@@ -558,9 +579,21 @@ class Soniq:
             await self._worker.claims_stopped()
 
     async def drain(self, queues: Sequence[str] | str | None = None) -> int:
-        """Run every due job of ``queues`` (all when None) in this process, through the
-        worker's claim, validation and outcome path, until none is due; returns how many
-        attempts ran. Meant for tests: see :func:`soniq.testing.drain`."""
-        from soniq.testing import drain
+        """Run every due job of ``queues`` (all queues when None) in this process, one at a
+        time, until no due job is left; returns how many attempts ran. Meant for tests.
 
-        return await drain(self, queues)
+        Each job is claimed with a lease exactly as a worker claims it (priority, then age;
+        contract versions this app cannot run are left alone), its args are upcast and
+        validated, the handler runs through the app's middleware, and the outcome (done,
+        retry with backoff, dead) is written as a worker writes it. Jobs that handlers
+        enqueue meanwhile run too; a retry runs again only if its backoff has passed before
+        the drain ends. A job of a task this app has no handler for is dead-lettered, as a
+        worker of this app would do. ``app.cancel()`` does not reach a job while it runs.
+        """
+        return await drain(
+            self._database,
+            self._store,
+            self._registry,
+            policy=self._retry_policy,
+            queues=queue_names(queues),
+        )

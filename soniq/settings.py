@@ -43,6 +43,13 @@ def resolve_schema(schema: str | None) -> str:
     return check_schema_name(schema)
 
 
+def queue_names(queues: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    """Checked queue names from one name or a list of them; None stays None (every queue)."""
+    if queues is None:
+        return None
+    return tuple(check_queue_name(q) for q in ([queues] if isinstance(queues, str) else queues))
+
+
 @dataclass(frozen=True)
 class Settings:
     """What a :class:`~soniq.Soniq` app was configured with (see its docstring); checked

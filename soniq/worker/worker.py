@@ -37,8 +37,8 @@ from soniq.periodic import Schedule
 from soniq.registry import Registry
 from soniq.settings import Settings, WorkerSettings
 from soniq.waiting import backoff, wait_event
+from soniq.worker.attempt import RetryPolicy, run_claimed
 from soniq.worker.completer import Completer
-from soniq.worker.executor import RetryPolicy, not_registered, run_attempt
 from soniq.worker.maintenance import Maintenance
 from soniq.worker.notifier import Notifier
 from soniq.worker.presence import Presence
@@ -229,24 +229,18 @@ class Worker:
         await wait_event(self._wake, timeout)
 
     async def _run_job(self, job: ClaimedJob, traced: bool) -> None:
-        spec = self._registry.get(job.task_name)
         metrics = self._metrics
         if metrics is not None:
             metrics.started(job)
             began = time.perf_counter()
         try:
-            if spec is None:
-                outcome = not_registered(job, self._registry.names())
-            else:
-                outcome = await run_attempt(
-                    job,
-                    spec,
-                    policy=self._retry_policy,
-                    threads=self._threads,
-                    upcasters=self._registry.upcasters(job.task_name),
-                    middleware=self._registry.middleware,
-                    traced=traced,
-                )
+            outcome = await run_claimed(
+                job,
+                self._registry,
+                policy=self._retry_policy,
+                threads=self._threads,
+                traced=traced,
+            )
         except asyncio.CancelledError:
             if job.id not in self._cancel_requested:
                 self._released.append((job.id, job.claim_token))

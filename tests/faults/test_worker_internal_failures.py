@@ -71,14 +71,14 @@ async def test_error_while_preparing_an_attempt_leaves_the_job_to_the_rescuer(
         return None
 
     broken = await app.enqueue("quick.task", {"n": -1})
-    run_attempt = worker_module.run_attempt
+    run_claimed = worker_module.run_claimed
 
     async def failing(job: Any, *args: Any, **kwargs: Any) -> Outcome:
         if job.id == broken:
             raise RuntimeError("simulated bug in Soniq")
-        return await run_attempt(job, *args, **kwargs)
+        return await run_claimed(job, *args, **kwargs)
 
-    monkeypatch.setattr(worker_module, "run_attempt", failing)
+    monkeypatch.setattr(worker_module, "run_claimed", failing)
     worker = start_worker(app, concurrency=4, lease=LEASE)
     try:
         others = await app.enqueue_many("quick.task", [{"n": i} for i in range(10)])

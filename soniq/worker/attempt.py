@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from soniq import tracing
 from soniq.job import ClaimedJob, JobContext, JobError, Outcome
-from soniq.registry import CallNext, JobSpec, Middleware, Upcaster
+from soniq.registry import CallNext, JobSpec, Middleware, Registry, Upcaster
 
 
 @dataclass(frozen=True)
@@ -275,3 +275,23 @@ async def _run_attempt(
         tracing.record_exception(exc)
         return _failed(job, policy, "exception", _describe(exc))
     return _result(job, spec, value)
+
+
+async def run_claimed(
+    job: ClaimedJob, registry: Registry, *, policy: RetryPolicy, threads: Executor, traced: bool
+) -> Outcome:
+    """Run one attempt of a claimed job with the app's handler for its task, upcasters and
+    middleware; a job of a task the app has no handler for is dead-lettered. The one path
+    from a claimed row to its outcome, for the worker and for ``app.drain()`` alike."""
+    spec = registry.get(job.task_name)
+    if spec is None:
+        return not_registered(job, registry.names())
+    return await run_attempt(
+        job,
+        spec,
+        policy=policy,
+        threads=threads,
+        upcasters=registry.upcasters(job.task_name),
+        middleware=registry.middleware,
+        traced=traced,
+    )
