@@ -4,7 +4,7 @@ worker enqueues."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -17,6 +17,7 @@ from soniq.cron import Cron
 from soniq.enqueue import Enqueuer
 from soniq.errors import RegistrationError
 from soniq.job import NewJob
+from soniq.registry import F, Registry
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # A tick handled within this long of its time is on time, not a missed one.
@@ -105,6 +106,20 @@ class Schedules:
     def __init__(self, enqueuer: Enqueuer) -> None:
         self._enqueuer = enqueuer
         self.all: list[Schedule] = []
+
+    def decorator(self, registry: Registry, spec: ScheduleSpec) -> Callable[[F], F]:
+        """What ``@app.periodic(...)`` returns: schedules the registered job it decorates."""
+
+        def decorate(handler: F) -> F:
+            if registry.for_handler(handler) is None:
+                raise RegistrationError(
+                    "@app.periodic must be stacked above @app.job (it schedules a registered "
+                    f"job; {getattr(handler, '__qualname__', handler)!r} is not one)"
+                )
+            self.add(handler, spec)
+            return handler
+
+        return decorate
 
     def add(self, task: object, spec: ScheduleSpec) -> None:
         """Schedule ``task`` (a TaskRef or a registered handler); its args are validated

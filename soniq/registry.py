@@ -7,7 +7,7 @@ import types
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, get_type_hints
+from typing import Any, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, create_model
 
@@ -18,6 +18,7 @@ from soniq.names import check_queue_name, check_task_name
 from soniq.task_ref import TaskRef
 
 Handler = Callable[..., Any]
+F = TypeVar("F", bound=Handler)
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 CallNext = Callable[[], Awaitable[Any]]
 Middleware = Callable[[JobContext, CallNext], Awaitable[Any]]
@@ -220,6 +221,84 @@ class Registry:
         return {
             name: spec.version for name, spec in self._by_name.items() if spec.version is not None
         }
+
+    def job_decorator(
+        self,
+        ref: TaskRef[Any] | None,
+        *,
+        name: str | None,
+        validate: type[BaseModel] | None,
+        queue: str | None,
+        retries: int,
+        timeout: timedelta | float | None,
+        priority: int | None,
+        result: type[BaseModel] | None,
+    ) -> Callable[[F], F]:
+        """What ``@app.job(...)`` returns: a decorator registering its function (see
+        :meth:`soniq.Soniq.job`); name, model and queue come from ``ref`` when given."""
+        if ref is not None:
+            if not isinstance(ref, TaskRef):
+                raise RegistrationError(
+                    "@app.job() takes a TaskRef positionally or name=...; "
+                    f"got {ref!r} (did you mean @app.job(name={ref!r})?)"
+                )
+            if name is not None and name != ref.name:
+                raise RegistrationError(f"@app.job({ref.name!r}) got a different name={name!r}")
+            name = ref.name
+            validate = validate or ref.args_model
+            queue = queue or ref.default_queue
+        if name is None:
+            raise RegistrationError("@app.job needs a task name: @app.job(name='billing.send')")
+        task_name = name
+
+        def register(handler: F) -> F:
+            self.add(
+                build_spec(
+                    handler,
+                    name=task_name,
+                    validate=validate,
+                    queue=queue,
+                    retries=retries,
+                    timeout=timeout,
+                    priority=priority,
+                    ref=ref,
+                    result_model=result,
+                )
+            )
+            return handler
+
+        return register
+
+    def upcaster_decorator(
+        self, ref: TaskRef[Any], from_version: int
+    ) -> Callable[[Upcaster], Upcaster]:
+        """What ``@app.upcaster(...)`` returns (see :meth:`soniq.Soniq.upcaster`)."""
+        if not isinstance(ref, TaskRef) or ref.version is None:
+            raise RegistrationError(
+                "@app.upcaster() needs a versioned TaskRef (from a generated contract package "
+                "or task_ref(..., version=N))"
+            )
+        whole_number(
+            from_version,
+            f"@app.upcaster({ref.name!r}) of a version {ref.version} ref: from_version",
+            minimum=1,
+            maximum=ref.version - 1,
+            error=RegistrationError,
+        )
+
+        def register(upcaster: Upcaster) -> Upcaster:
+            if not callable(upcaster):
+                raise RegistrationError(f"@app.upcaster({ref.name!r}) must decorate a function")
+            self.add_upcaster(ref.name, from_version, upcaster)
+            return upcaster
+
+        return register
+
+    def add_middleware(self, middleware: Middleware) -> Middleware:
+        if not callable(middleware):
+            raise RegistrationError("@app.middleware must decorate an async function")
+        self.middleware.append(middleware)
+        return middleware
 
     def add_upcaster(self, name: str, from_version: int, upcaster: Upcaster) -> None:
         chain = self._upcasters.setdefault(name, {})

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import asyncpg
 
@@ -19,6 +20,8 @@ from soniq.errors import (
 )
 
 EMBEDDED = "embedded"
+
+T = TypeVar("T")
 
 # Errors that mean "the connection is gone or never came up": the operation may be retried
 # on a new connection once the database is back.
@@ -154,6 +157,13 @@ class Database:
                     self.url = await asyncio.to_thread(embedded.start)
                 self._pool = await create_pool(self.url, self.schema, max_size=self._pool_size)
         return self._pool
+
+    async def run(self, operation: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """``operation`` on a pooled connection, with errors translated."""
+        pool = await self.pool()
+        with self.errors():
+            async with pooled(pool) as conn:
+                return await operation(conn)
 
     def errors(self) -> contextlib.AbstractContextManager[None]:
         """A block in which driver errors become the matching :class:`SoniqError`."""
