@@ -92,6 +92,54 @@ def _model_from_signature(
     return model
 
 
+def _parameters(
+    name: str, handler: Handler, hints: dict[str, Any]
+) -> tuple[list[inspect.Parameter], str | None, bool]:
+    """The handler's value parameters, the name of its JobContext parameter (if any), and
+    whether it takes ``**kwargs``."""
+    context_param = None
+    value_params: list[inspect.Parameter] = []
+    open_ended = False
+    for param in inspect.signature(handler).parameters.values():
+        annotation = hints.get(param.name, param.annotation)
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            open_ended = True
+        elif param.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL):
+            raise RegistrationError(
+                f"job {name!r}: handler parameter {param.name!r} is positional-only or *args; "
+                "handlers receive their arguments by keyword"
+            )
+        elif _is_context_annotation(annotation):
+            context_param = param.name
+        else:
+            value_params.append(param)
+    return value_params, context_param, open_ended
+
+
+def _check_model_fits(
+    name: str,
+    handler: Handler,
+    model: type[BaseModel],
+    value_params: list[inspect.Parameter],
+    open_ended: bool,
+) -> None:
+    """Every field of ``model`` reaches a parameter, and every parameter without a default
+    is a field."""
+    fields = set(model.model_fields)
+    missing = sorted(fields - {p.name for p in value_params})
+    if missing and not open_ended:
+        raise RegistrationError(
+            f"job {name!r}: handler {handler.__name__}() has no parameter for model "
+            f"field(s) {', '.join(missing)} of {model.__name__}; add them or **kwargs"
+        )
+    unfilled = sorted(p.name for p in value_params if p.name not in fields and p.default is p.empty)
+    if unfilled:
+        raise RegistrationError(
+            f"job {name!r}: handler parameter(s) {', '.join(unfilled)} are not fields of "
+            f"{model.__name__}; give them defaults or add them to the model"
+        )
+
+
 def build_spec(
     handler: Handler,
     *,
@@ -126,45 +174,13 @@ def build_spec(
             f"job {name!r}: validate= must be a pydantic BaseModel subclass, got {validate!r}"
         )
 
-    signature = inspect.signature(handler)
     hints = _annotations(handler)
-    context_param = None
-    value_params: list[inspect.Parameter] = []
-    open_ended = False
-    for param in signature.parameters.values():
-        annotation = hints.get(param.name, param.annotation)
-        if param.kind is inspect.Parameter.VAR_KEYWORD:
-            open_ended = True
-        elif param.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL):
-            raise RegistrationError(
-                f"job {name!r}: handler parameter {param.name!r} is positional-only or *args; "
-                "handlers receive their arguments by keyword"
-            )
-        elif _is_context_annotation(annotation):
-            context_param = param.name
-        else:
-            value_params.append(param)
-
+    value_params, context_param, open_ended = _parameters(name, handler, hints)
     if validate is None:
         args_model = _model_from_signature(name, value_params, hints, open_ended)
     else:
+        _check_model_fits(name, handler, validate, value_params, open_ended)
         args_model = validate
-        fields = set(validate.model_fields)
-        params = {p.name for p in value_params}
-        missing = sorted(fields - params)
-        if missing and not open_ended:
-            raise RegistrationError(
-                f"job {name!r}: handler {handler.__name__}() has no parameter for model "
-                f"field(s) {', '.join(missing)} of {validate.__name__}; add them or **kwargs"
-            )
-        unfilled = sorted(
-            p.name for p in value_params if p.name not in fields and p.default is p.empty
-        )
-        if unfilled:
-            raise RegistrationError(
-                f"job {name!r}: handler parameter(s) {', '.join(unfilled)} are not fields of "
-                f"{validate.__name__}; give them defaults or add them to the model"
-            )
 
     return JobSpec(
         name=name,

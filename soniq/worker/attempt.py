@@ -7,7 +7,7 @@ import functools
 import json
 import random
 import traceback
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -196,14 +196,11 @@ async def run_attempt(
         return outcome
 
 
-async def _run_attempt(
-    job: ClaimedJob,
-    spec: JobSpec,
-    policy: RetryPolicy,
-    threads: Executor,
-    upcasters: Mapping[int, Upcaster],
-    middleware: Sequence[Middleware],
-) -> Outcome:
+def _validated_args(
+    job: ClaimedJob, spec: JobSpec, upcasters: Mapping[int, Upcaster]
+) -> BaseModel | Outcome:
+    """The stored args, upcast to the handler's contract version and validated; a dead
+    Outcome when that fails."""
     try:
         if (
             job.contract_version is not None
@@ -213,9 +210,8 @@ async def _run_attempt(
             upcast = _upcast(job, spec, upcasters)
             if isinstance(upcast, Outcome):
                 return upcast
-            values = spec.args_model.model_validate(upcast)
-        else:
-            values = spec.args_model.model_validate_json(job.args_json)
+            return spec.args_model.model_validate(upcast)
+        return spec.args_model.model_validate_json(job.args_json)
     except ValidationError as exc:
         errors = json.loads(exc.json(include_url=False))
         return _dead(
@@ -225,6 +221,18 @@ async def _run_attempt(
             errors,
         )
 
+
+async def _run_attempt(
+    job: ClaimedJob,
+    spec: JobSpec,
+    policy: RetryPolicy,
+    threads: Executor,
+    upcasters: Mapping[int, Upcaster],
+    middleware: Sequence[Middleware],
+) -> Outcome:
+    values = _validated_args(job, spec, upcasters)
+    if isinstance(values, Outcome):
+        return values
     # Not dict(values): that probes the model for a keys() attribute, which raises inside
     # pydantic on every job.
     kwargs = {**values.__dict__, **(values.__pydantic_extra__ or {})}
@@ -240,12 +248,12 @@ async def _run_attempt(
         )
         if spec.context_param is not None:
             kwargs[spec.context_param] = context
-
+    call = functools.partial(_invoke, spec, kwargs, threads, middleware, context)
     if spec.timeout is None:
         # The common path: no extra task. A CancelledError here is the worker shutting
         # down, and propagates so the job is released.
         try:
-            value = await _invoke(spec, kwargs, threads, middleware, context)
+            value = await call()
         except asyncio.CancelledError:
             if _cancelled_from_outside():
                 raise
@@ -254,9 +262,17 @@ async def _run_attempt(
             tracing.record_exception(exc)
             return _failed(job, policy, "exception", _describe(exc))
         return _result(job, spec, value)
+    return await _run_with_timeout(job, spec, policy, call, spec.timeout.total_seconds())
 
-    timeout = spec.timeout.total_seconds()
-    task = asyncio.ensure_future(_invoke(spec, kwargs, threads, middleware, context))
+
+async def _run_with_timeout(
+    job: ClaimedJob,
+    spec: JobSpec,
+    policy: RetryPolicy,
+    call: Callable[[], Awaitable[Any]],
+    timeout: float,
+) -> Outcome:
+    task = asyncio.ensure_future(call())
     try:
         done, _ = await asyncio.wait({task}, timeout=timeout)
     except asyncio.CancelledError:
