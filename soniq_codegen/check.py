@@ -8,18 +8,22 @@ from typing import Any
 
 import jsonschema
 
-from soniq_codegen.contract import TaskContract, fingerprint, is_task_file, read_tasks
+from soniq_codegen.contract import TaskContract, is_task_file, read_tasks
+from soniq_codegen.fingerprint import fingerprint
 from soniq_codegen.load import SourceFile, join_pointer, load_tree
 from soniq_codegen.problem import ContractError, Problem
 from soniq_codegen.schema import SchemaCompiler
+from soniq_codegen.tree import SchemaTree
 
 
 @dataclass
 class ContractSet:
-    """A checked contract set: its files, tasks (sorted by name) and intermediate classes."""
+    """A checked contract set: its files, tasks (sorted by name), their schema tree and
+    intermediate classes."""
 
     files: dict[str, SourceFile]
     tasks: list[TaskContract]
+    tree: SchemaTree
     defs: dict[str, dict[str, Any]]
     formats: set[str]
 
@@ -61,7 +65,8 @@ def check_contracts(root: Path) -> ContractSet:
             tasks.extend(found)
         else:
             problems.extend(_meta_problems(source, source.data, ""))
-    compiler = SchemaCompiler(files)
+    tree = SchemaTree(files)
+    compiler = SchemaCompiler(tree)
     seen: dict[str, TaskContract] = {}
     for task in tasks:
         if task.task in seen:
@@ -96,8 +101,9 @@ def check_contracts(root: Path) -> ContractSet:
     if problems:
         raise ContractError(problems)
     for task in tasks:
-        task.fingerprint = fingerprint(files, task)
-    return ContractSet(files, sorted(tasks, key=lambda t: t.task), compiler.defs, compiler.formats)
+        task.fingerprint = fingerprint(tree, task)
+    ordered = sorted(tasks, key=lambda t: t.task)
+    return ContractSet(files, ordered, tree, compiler.defs, compiler.formats)
 
 
 def _meta_problems(source: SourceFile, schema: Any, pointer: str) -> list[Problem]:

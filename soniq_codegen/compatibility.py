@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 from soniq_codegen.baseline import Baseline
 from soniq_codegen.check import ContractSet
-from soniq_codegen.contract import TaskContract, canonical_json
+from soniq_codegen.contract import TaskContract
+from soniq_codegen.fingerprint import canonical_json
 from soniq_codegen.load import join_pointer
 from soniq_codegen.shape import Bound, Shape, args_shape
 

@@ -1,8 +1,7 @@
-"""The contract envelope (task, version, queue, ...), its published meta-schema and fingerprints."""
+"""The contract envelope (task, version, queue, ...) and its published meta-schema."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import keyword
 import re
@@ -12,7 +11,7 @@ from typing import Any
 
 from soniq.errors import InvalidNameError
 from soniq.names import check_queue_name, check_task_name
-from soniq_codegen.load import SourceFile, get_pointer, join_pointer, resolve_ref
+from soniq_codegen.load import SourceFile, join_pointer
 from soniq_codegen.problem import Problem
 
 ENVELOPE_KEYS = ("task", "version", "default_queue", "description", "constant")
@@ -235,39 +234,3 @@ def _read_one(
 
 def _problem(source: SourceFile, pointer: str, message: str, hint: str) -> Problem:
     return Problem(source.path, source.line(pointer), pointer, message, hint)
-
-
-def inline_refs(files: dict[str, SourceFile], file: str, node: Any) -> Any:
-    """The schema ``node`` with every ``$ref`` replaced by its target, recursively.
-
-    The set must already be checked: references resolve and are not recursive.
-    """
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        target_file, pointer = resolve_ref(node["$ref"], file, set(files))
-        target = get_pointer(files[target_file].data, pointer)
-        merged = {k: v for k, v in target.items() if k not in ("$defs", "$schema", "x-soniq")}
-        merged.update({k: v for k, v in node.items() if k != "$ref"})
-        return inline_refs(files, target_file, merged)
-    result: dict[str, Any] = {}
-    for key, value in node.items():
-        if key in ("$defs", "$schema"):
-            continue
-        if key == "properties" and isinstance(value, dict):
-            value = {name: inline_refs(files, file, sub) for name, sub in value.items()}
-        elif key == "items":
-            value = inline_refs(files, file, value)
-        result[key] = value
-    return result
-
-
-def canonical_json(value: Any) -> str:
-    """Canonical JSON: sorted keys, no whitespace, UTF-8 kept as is."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def fingerprint(files: dict[str, SourceFile], task: TaskContract) -> str:
-    """``sha256:<hex>`` of the canonical args schema with every ``$ref`` inlined."""
-    digest = hashlib.sha256(canonical_json(inline_refs(files, task.file, task.args)).encode())
-    return f"sha256:{digest.hexdigest()}"

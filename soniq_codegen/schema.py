@@ -18,9 +18,11 @@ from typing import Annotated, Any
 import jsonschema
 from pydantic import Field, TypeAdapter
 
-from soniq_codegen.contract import CLASS_NAME, TaskContract, inline_refs, pascal_case
-from soniq_codegen.load import SourceFile, get_pointer, join_pointer, resolve_ref, split_pointer
+from soniq_codegen.contract import CLASS_NAME, TaskContract, pascal_case
+from soniq_codegen.fingerprint import inline
+from soniq_codegen.load import get_pointer, join_pointer, resolve_ref, split_pointer
 from soniq_codegen.problem import Problem
+from soniq_codegen.tree import SchemaTree
 
 #: JSON Schema ``format`` -> the strict type of the generated ``_types`` module.
 FORMATS = {
@@ -82,8 +84,9 @@ def clean_text(text: str) -> str:
 class SchemaCompiler:
     """Checks args schemas and collects their classes into one intermediate ``$defs`` map."""
 
-    def __init__(self, files: dict[str, SourceFile]) -> None:
-        self.files = files
+    def __init__(self, tree: SchemaTree) -> None:
+        self.tree = tree
+        self.files = tree.files
         self.problems: list[Problem] = []
         self.defs: dict[str, dict[str, Any]] = {}
         self.formats: set[str] = set()
@@ -462,7 +465,7 @@ class SchemaCompiler:
         try:
             jsonschema.validate(
                 node["default"],
-                inline_refs(self.files, file, node),
+                inline(self.tree.root(file, pointer, node)),
                 cls=jsonschema.Draft202012Validator,
             )
         except jsonschema.ValidationError as exc:
