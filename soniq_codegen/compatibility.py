@@ -280,7 +280,7 @@ def _task_findings(name: str, old: Baseline, new: ContractSet, now: TaskContract
             found.append(Finding(name, "", "default-queue-changed", detail))
         if was.fingerprint != now.fingerprint:
             differ = _Differ(name)
-            differ.shapes(args_shape(old.contracts.files, before), args_shape(new.files, now))
+            differ.shapes(args_shape(old.contracts.tree, before), args_shape(new.tree, now))
             found.extend(differ.findings)
     if now.version > was.version:
         bump = f"version {was.version} -> {now.version}"
