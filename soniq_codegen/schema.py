@@ -20,9 +20,9 @@ from pydantic import Field, TypeAdapter
 
 from soniq_codegen.contract import CLASS_NAME, TaskContract, pascal_case
 from soniq_codegen.fingerprint import inline
-from soniq_codegen.load import get_pointer, join_pointer, resolve_ref, split_pointer
+from soniq_codegen.load import join_pointer, split_pointer
 from soniq_codegen.problem import Problem
-from soniq_codegen.tree import SchemaTree
+from soniq_codegen.tree import SchemaNode, SchemaTree
 
 #: JSON Schema ``format`` -> the strict type of the generated ``_types`` module.
 FORMATS = {
@@ -97,7 +97,7 @@ class SchemaCompiler:
     def reserve(self, name: str, file: str, pointer: str) -> bool:
         """Claim a global name (class or constant); report a problem if it is taken."""
         if name in RESERVED:
-            self._problem(
+            self._report(
                 file,
                 pointer,
                 f"name {name!r} is reserved by the generated code",
@@ -106,7 +106,7 @@ class SchemaCompiler:
             return False
         if name in self._origin and self._origin[name] != (file, pointer):
             other_file, other_pointer = self._origin[name]
-            self._problem(
+            self._report(
                 file,
                 pointer,
                 f"duplicate name {name!r}",
@@ -118,90 +118,90 @@ class SchemaCompiler:
 
     def compile_task(self, task: TaskContract) -> None:
         """Check ``task``'s args schema and add its classes to :attr:`defs`."""
-        node = task.args
-        if node.get("type") != "object":
+        root = self.tree.args(task)
+        data = task.args
+        if data.get("type") != "object":
             self._problem(
-                task.file,
-                join_pointer(task.args_pointer, "type"),
+                root,
+                "type",
                 "the args schema must have 'type: object'",
                 "args are passed as keyword arguments, so they form an object",
             )
             return
-        schema = node.get("$schema", DRAFT_2020_12)
+        schema = data.get("$schema", DRAFT_2020_12)
         if schema not in (DRAFT_2020_12, DRAFT_2020_12 + "#"):
             self._problem(
-                task.file,
-                join_pointer(task.args_pointer, "$schema"),
-                f"unsupported $schema {schema!r}",
-                f"use {DRAFT_2020_12}",
+                root, "$schema", f"unsupported $schema {schema!r}", f"use {DRAFT_2020_12}"
             )
-        node = {k: v for k, v in node.items() if k != "title"}
-        if "description" not in node and task.description:
-            node["description"] = task.description
-        self._object(task.file, task.args_pointer, node, task.class_name, nullable=False)
+        data = {k: v for k, v in data.items() if k != "title"}
+        if "description" not in data and task.description:
+            data["description"] = task.description
+        self._object(root, task.class_name, nullable=False, data=data)
 
-    def _problem(self, file: str, pointer: str, message: str, hint: str) -> None:
+    def _report(self, file: str, pointer: str, message: str, hint: str) -> None:
         source = self.files.get(file)
         line = source.line(pointer) if source is not None else None
         self.problems.append(Problem(file, line, pointer, message, hint))
 
-    def _schema(
-        self, file: str, pointer: str, node: Any, hint: str
-    ) -> tuple[dict[str, Any], bool] | None:
+    def _problem(self, node: SchemaNode, key: str | None, message: str, hint: str) -> None:
+        """Report a problem at ``node``, or at its keyword ``key``."""
+        pointer = node.pointer if key is None else join_pointer(node.pointer, key)
+        self._report(node.file, pointer, message, hint)
+
+    def _schema(self, node: SchemaNode, hint: str) -> tuple[dict[str, Any], bool] | None:
         """The intermediate form of ``node`` and whether it admits null; None on problems."""
-        if not isinstance(node, dict):
+        data = node.data
+        if not isinstance(data, dict):
             self._problem(
-                file,
-                pointer,
+                node,
+                None,
                 "a schema must be a mapping",
                 "boolean schemas and other shorthands are not supported",
             )
             return None
-        if "$ref" in node:
-            return self._ref(file, pointer, node)
-        if "anyOf" in node and set(node) - ANNOTATIONS == {"anyOf"}:
-            return self._nullable(file, pointer, node, hint)
-        unknown = sorted(set(node) - SUPPORTED)
+        if "$ref" in data:
+            return self._ref(node)
+        if "anyOf" in data and set(data) - ANNOTATIONS == {"anyOf"}:
+            return self._nullable(node, hint)
+        unknown = sorted(set(data) - SUPPORTED)
         for key in unknown:
             self._problem(
-                file,
-                join_pointer(pointer, key),
+                node,
+                key,
                 f"unsupported keyword {key!r}",
                 "see docs/contracts.md for the supported keywords",
             )
         if unknown:
             return None
-        kind = self._kind(file, pointer, node)
+        kind = self._kind(node)
         if kind is None:
             return None
         base, nullable = kind
-        for key in sorted(set(node) & (SUPPORTED - GENERAL - ANNOTATIONS)):
+        for key in sorted(set(data) & (SUPPORTED - GENERAL - ANNOTATIONS)):
             if base not in BY_TYPE or key not in BY_TYPE[base]:
                 self._problem(
-                    file,
-                    join_pointer(pointer, key),
+                    node,
+                    key,
                     f"keyword {key!r} does not apply to type {base!r}",
                     "JSON Schema would silently ignore it; remove it or fix 'type'",
                 )
                 return None
         if base == "object":
-            return self._object(file, pointer, node, hint, nullable), nullable
-        out = self._value(file, pointer, node, base, nullable, hint)
+            return self._object(node, hint, nullable), nullable
+        out = self._value(node, base, nullable, hint)
         if out is None:
             return None
-        if isinstance(node.get("description"), str):
-            out["description"] = clean_text(node["description"])
-        if "default" in node and not self._default(file, pointer, node, base):
+        if isinstance(data.get("description"), str):
+            out["description"] = clean_text(data["description"])
+        if "default" in data and not self._default(node, base):
             return None
-        if "default" in node:
-            out["default"] = node["default"]
+        if "default" in data:
+            out["default"] = data["default"]
         return out, nullable
 
-    def _nullable(
-        self, file: str, pointer: str, node: dict[str, Any], hint: str
-    ) -> tuple[dict[str, Any], bool] | None:
+    def _nullable(self, node: SchemaNode, hint: str) -> tuple[dict[str, Any], bool] | None:
         """``anyOf: [X, {type: null}]``, the one ``anyOf`` supported: X or null."""
-        options = node["anyOf"]
+        options = node.data["anyOf"]
         nulls = (
             [i for i, o in enumerate(options) if o == {"type": "null"}]
             if isinstance(options, list)
@@ -209,20 +209,19 @@ class SchemaCompiler:
         )
         if len(options) != 2 or len(nulls) != 1:
             self._problem(
-                file,
-                join_pointer(pointer, "anyOf"),
+                node,
+                "anyOf",
                 "anyOf is supported only as [<schema>, {type: 'null'}]",
                 "unions are not supported; use one schema, optionally nullable",
             )
             return None
-        index = 1 - nulls[0]
-        compiled = self._schema(file, join_pointer(pointer, "anyOf", index), options[index], hint)
+        compiled = self._schema(node.any_of[1 - nulls[0]], hint)
         if compiled is None:
             return None
         schema = dict(compiled[0])
         schema.pop(NOT_NULL, None)
-        if isinstance(node.get("description"), str):
-            schema["description"] = clean_text(node["description"])
+        if isinstance(node.data.get("description"), str):
+            schema["description"] = clean_text(node.data["description"])
         if compiled[1]:
             return schema, True
         if isinstance(schema.get("type"), str):
@@ -235,61 +234,41 @@ class SchemaCompiler:
                 schema["description"] = schema["anyOf"][0].pop("description")
         return schema, True
 
-    def _ref(
-        self, file: str, pointer: str, node: dict[str, Any]
-    ) -> tuple[dict[str, Any], bool] | None:
-        ref_pointer = join_pointer(pointer, "$ref")
-        for key in sorted(set(node) - {"$ref", "description", "title", "$comment"}):
+    def _ref(self, node: SchemaNode) -> tuple[dict[str, Any], bool] | None:
+        data = node.data
+        for key in sorted(set(data) - {"$ref", "description", "title", "$comment"}):
             self._problem(
-                file,
-                join_pointer(pointer, key),
+                node,
+                key,
                 f"keyword {key!r} beside $ref",
                 "put it in the referenced schema instead",
             )
             return None
-        try:
-            target_file, target_pointer = resolve_ref(node["$ref"], file, set(self.files))
-        except ValueError as exc:
-            self._problem(
-                file,
-                ref_pointer,
-                str(exc),
-                "use a relative path inside the contract directory, "
-                "e.g. common/money.yaml or common/defs.yaml#/$defs/Money",
-            )
+        if node.unresolved is not None:
+            self._problem(node, "$ref", node.unresolved.message, node.unresolved.hint)
             return None
-        data = self.files[target_file].data
-        if data is None:
-            return None  # the file's own parse problem is already reported
-        try:
-            target = get_pointer(data, target_pointer)
-        except KeyError:
-            self._problem(
-                file,
-                ref_pointer,
-                f"$ref {node['$ref']!r} does not resolve: "
-                f"{target_file} has nothing at {target_pointer or '/'}",
-                "check the JSON pointer after '#'",
-            )
-            return None
-        target_key = (target_file, target_pointer)
+        target = node.target
+        if target is None:
+            return None  # the target file's own parse problem is already reported
+        target_key = (target.file, target.pointer)
         if target_key in self._visiting:
-            self._problem(file, ref_pointer, "recursive $ref is not supported", "break the cycle")
+            self._problem(node, "$ref", "recursive $ref is not supported", "break the cycle")
             return None
-        tokens = split_pointer(target_pointer)
-        stem = tokens[-1] if tokens else target_file.rsplit("/", 1)[-1].split(".", 1)[0]
+        tokens = split_pointer(target.pointer)
+        stem = tokens[-1] if tokens else target.file.rsplit("/", 1)[-1].split(".", 1)[0]
         self._visiting.add(target_key)
         try:
-            result = self._schema(target_file, target_pointer, target, pascal_case(stem))
+            result = self._schema(target, pascal_case(stem))
         finally:
             self._visiting.discard(target_key)
-        if result is not None and isinstance(node.get("description"), str):
-            result = ({**result[0], "description": clean_text(node["description"])}, result[1])
+        if result is not None and isinstance(data.get("description"), str):
+            result = ({**result[0], "description": clean_text(data["description"])}, result[1])
         return result
 
-    def _kind(self, file: str, pointer: str, node: dict[str, Any]) -> tuple[str, bool] | None:
+    def _kind(self, node: SchemaNode) -> tuple[str, bool] | None:
         """The one non-null type ``node`` describes and whether null is also allowed."""
-        declared = node.get("type")
+        data = node.data
+        declared = data.get("type")
         types = declared if isinstance(declared, list) else [declared]
         if declared is not None and (
             not types
@@ -298,27 +277,27 @@ class SchemaCompiler:
             or len([t for t in types if t != "null"]) > 1
         ):
             self._problem(
-                file,
-                join_pointer(pointer, "type"),
+                node,
+                "type",
                 f"unsupported type {declared!r}",
                 "use one JSON type, optionally with 'null': [string, 'null']",
             )
             return None
         nullable = "null" in types
         base = next((t for t in types if t not in ("null", None)), "null" if nullable else None)
-        if "enum" in node or "const" in node:
-            values = node["enum"] if "enum" in node else [node["const"]]
-            where = join_pointer(pointer, "enum" if "enum" in node else "const")
+        if "enum" in data or "const" in data:
+            values = data["enum"] if "enum" in data else [data["const"]]
+            where = "enum" if "enum" in data else "const"
             if (
                 not isinstance(values, list)
                 or not values
                 or any(v is not None and not isinstance(v, str) for v in values)
                 or len(set(values)) != len(values)
-                or ("enum" in node and "const" in node)
+                or ("enum" in data and "const" in data)
                 or base not in (None, "string", "null")
             ):
                 self._problem(
-                    file,
+                    node,
                     where,
                     "enum and const must list distinct strings (or null)",
                     "number and boolean enums are not supported; use strings",
@@ -326,7 +305,7 @@ class SchemaCompiler:
                 return None
             if declared is not None and not nullable and None in values:
                 self._problem(
-                    file,
+                    node,
                     where,
                     "null in enum but 'type' does not allow null",
                     "add 'null' to 'type'",
@@ -335,24 +314,25 @@ class SchemaCompiler:
             return "enum", nullable or (declared is None and None in values)
         if base is None:
             self._problem(
-                file, pointer, "schema has no 'type'", "say what the value is, e.g. 'type: string'"
+                node, None, "schema has no 'type'", "say what the value is, e.g. 'type: string'"
             )
             return None
         return base, nullable
 
     def _value(
-        self, file: str, pointer: str, node: dict[str, Any], base: str, nullable: bool, hint: str
+        self, node: SchemaNode, base: str, nullable: bool, hint: str
     ) -> dict[str, Any] | None:
+        data = node.data
         if base == "enum":
-            values = node["enum"] if "enum" in node else [node["const"]]
+            values = data["enum"] if "enum" in data else [data["const"]]
             out: dict[str, Any] = {"enum": [*(v for v in values if v is not None)]}
             if nullable:
                 out["enum"].append(None)
             return out
         if base == "array":
-            return self._array(file, pointer, node, nullable, hint)
+            return self._array(node, nullable, hint)
         ok = all(
-            self._bound(file, pointer, node, key, base)
+            self._bound(node, key)
             for key in (
                 "minimum",
                 "maximum",
@@ -361,16 +341,16 @@ class SchemaCompiler:
                 "minLength",
                 "maxLength",
             )
-            if key in node
+            if key in data
         )
         if not ok:
             return None
-        if "format" in node:
-            fmt = node["format"]
-            if fmt not in FORMATS or set(node) & {"minLength", "maxLength", "pattern"}:
+        if "format" in data:
+            fmt = data["format"]
+            if fmt not in FORMATS or set(data) & {"minLength", "maxLength", "pattern"}:
                 self._problem(
-                    file,
-                    join_pointer(pointer, "format"),
+                    node,
+                    "format",
                     f"unsupported format {fmt!r} (or format with length/pattern)",
                     f"supported formats: {', '.join(sorted(FORMATS))}",
                 )
@@ -378,28 +358,28 @@ class SchemaCompiler:
             self.formats.add(FORMATS[fmt])
             ref: dict[str, Any] = {"$ref": f"#/$defs/{FORMATS[fmt]}"}
             return {"anyOf": [ref, {"type": "null"}]} if nullable else ref
-        if "pattern" in node and not self._pattern(file, pointer, node["pattern"]):
+        if "pattern" in data and not self._pattern(node, data["pattern"]):
             return None
         out = {"type": [base, "null"] if nullable and base != "null" else base}
-        out.update({k: node[k] for k in sorted(BY_TYPE[base] & set(node))})
+        out.update({k: data[k] for k in sorted(BY_TYPE[base] & set(data))})
         return out
 
-    def _bound(self, file: str, pointer: str, node: dict[str, Any], key: str, base: str) -> bool:
-        value = node[key]
+    def _bound(self, node: SchemaNode, key: str) -> bool:
+        value = node.data[key]
         if key in ("minLength", "maxLength"):
             valid = isinstance(value, int) and not isinstance(value, bool) and value >= 0
         else:
             valid = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not valid:
             self._problem(
-                file,
-                join_pointer(pointer, key),
+                node,
+                key,
                 f"{key} {value!r} is not valid",
                 "lengths are integers >= 0, bounds are numbers",
             )
         return valid
 
-    def _pattern(self, file: str, pointer: str, pattern: Any) -> bool:
+    def _pattern(self, node: SchemaNode, pattern: Any) -> bool:
         try:
             if not isinstance(pattern, str):
                 raise TypeError("not a string")
@@ -409,69 +389,58 @@ class SchemaCompiler:
                 TypeAdapter(Annotated[str, Field(pattern=pattern)])
         except Exception as exc:  # any failure to compile is the contract's problem
             self._problem(
-                file,
-                join_pointer(pointer, "pattern"),
+                node,
+                "pattern",
                 f"pattern cannot be compiled: {type(exc).__name__}",
                 "use a regular expression without look-around or back-references",
             )
             return False
         return True
 
-    def _array(
-        self, file: str, pointer: str, node: dict[str, Any], nullable: bool, hint: str
-    ) -> dict[str, Any] | None:
-        if "items" not in node:
+    def _array(self, node: SchemaNode, nullable: bool, hint: str) -> dict[str, Any] | None:
+        data = node.data
+        if node.items is None:
             self._problem(
-                file,
-                pointer,
+                node,
+                None,
                 "array without 'items'",
                 "say what the items are, e.g. 'items: {type: string}'",
             )
             return None
-        ok = all(
-            self._length(file, pointer, node, key)
-            for key in ("minItems", "maxItems")
-            if key in node
-        )
-        items = self._schema(file, join_pointer(pointer, "items"), node["items"], hint + "Item")
+        ok = all(self._length(node, key) for key in ("minItems", "maxItems") if key in data)
+        items = self._schema(node.items, hint + "Item")
         if items is None or not ok:
             return None
         out: dict[str, Any] = {
             "type": ["array", "null"] if nullable else "array",
             "items": items[0],
         }
-        out.update({k: node[k] for k in ("minItems", "maxItems") if k in node})
+        out.update({k: data[k] for k in ("minItems", "maxItems") if k in data})
         return out
 
-    def _length(self, file: str, pointer: str, node: dict[str, Any], key: str) -> bool:
-        value = node[key]
+    def _length(self, node: SchemaNode, key: str) -> bool:
+        value = node.data[key]
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return True
-        self._problem(
-            file, join_pointer(pointer, key), f"{key} {value!r} is not valid", "use an integer >= 0"
-        )
+        self._problem(node, key, f"{key} {value!r} is not valid", "use an integer >= 0")
         return False
 
-    def _default(self, file: str, pointer: str, node: dict[str, Any], base: str) -> bool:
-        where = join_pointer(pointer, "default")
-        if "format" in node or base == "array":
+    def _default(self, node: SchemaNode, base: str) -> bool:
+        data = node.data
+        if "format" in data or base == "array":
             self._problem(
-                file,
-                where,
+                node,
+                "default",
                 "defaults are supported on plain scalars only (no arrays, objects or formats)",
                 "leave the default out: an optional field is then simply absent",
             )
             return False
         try:
-            jsonschema.validate(
-                node["default"],
-                inline(self.tree.root(file, pointer, node)),
-                cls=jsonschema.Draft202012Validator,
-            )
+            jsonschema.validate(data["default"], inline(node), cls=jsonschema.Draft202012Validator)
         except jsonschema.ValidationError as exc:
             self._problem(
-                file,
-                where,
+                node,
+                "default",
                 f"default does not validate: {exc.message}",
                 "a default must itself satisfy the schema",
             )
@@ -479,71 +448,77 @@ class SchemaCompiler:
         return True
 
     def _object(
-        self, file: str, pointer: str, node: dict[str, Any], hint: str, nullable: bool
+        self,
+        node: SchemaNode,
+        hint: str,
+        nullable: bool,
+        data: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        key = (file, pointer)
+        """The class of an object schema (``data`` stands in for the args root's own keywords)."""
+        data = node.data if data is None else data
+        key = (node.file, node.pointer)
         ref: dict[str, Any] = {"$ref": f"#/$defs/{self._class_of.get(key, hint)}"}
         wrapped = {"anyOf": [ref, {"type": "null"}]} if nullable else ref
         if key in self._class_of:
             return wrapped
-        name = node.get("title", hint)
+        name = data.get("title", hint)
         if not isinstance(name, str) or not CLASS_NAME.match(name) or len(name) > 100:
             self._problem(
-                file,
-                join_pointer(pointer, "title"),
+                node,
+                "title",
                 f"title {name!r} of an object is not a class name",
                 "use a PascalCase identifier",
             )
             return wrapped
-        if "default" in node:
+        if "default" in data:
             self._problem(
-                file,
-                join_pointer(pointer, "default"),
+                node,
+                "default",
                 "defaults are not supported on objects",
                 "give the object's properties defaults instead",
             )
         ref["$ref"] = f"#/$defs/{name}"
         self._class_of[key] = name
-        if not self.reserve(name, file, pointer):
+        if not self.reserve(name, node.file, node.pointer):
             return wrapped
-        props = node.get("properties", {})
-        required = node.get("required", [])
-        extra = node.get("additionalProperties", True)
+        props = data.get("properties", {})
+        required = data.get("required", [])
+        extra = data.get("additionalProperties", True)
         if not isinstance(props, dict):
             self._problem(
-                file,
-                join_pointer(pointer, "properties"),
+                node,
+                "properties",
                 "properties must be a mapping",
                 "map each property name to its schema",
             )
             props = {}
         if not isinstance(required, list) or any(r not in props for r in required):
             self._problem(
-                file,
-                join_pointer(pointer, "required"),
+                node,
+                "required",
                 "required must list names declared in properties",
                 "declare every required property",
             )
             required = []
         if not isinstance(extra, bool):
             self._problem(
-                file,
-                join_pointer(pointer, "additionalProperties"),
+                node,
+                "additionalProperties",
                 "additionalProperties must be true or false",
                 "schemas for extra properties are not supported",
             )
         out_props: dict[str, Any] = {}
-        for prop, sub in props.items():
-            prop_pointer = join_pointer(pointer, "properties", prop)
+        for prop in props:
+            sub = node.properties[prop]
             if not prop or len(prop) > 100 or _CONTROL.search(prop) or not prop.isprintable():
                 self._problem(
-                    file,
-                    prop_pointer,
+                    sub,
+                    None,
                     f"property name {prop!r} is not supported",
                     "use printable names of at most 100 characters",
                 )
                 continue
-            compiled = self._schema(file, prop_pointer, sub, name + pascal_case(prop))
+            compiled = self._schema(sub, name + pascal_case(prop))
             if compiled is None:
                 continue
             schema, prop_nullable = compiled
@@ -557,7 +532,7 @@ class SchemaCompiler:
             out["required"] = [p for p in props if p in required]
         if extra is False:
             out["additionalProperties"] = False
-        description = node.get("description")
+        description = data.get("description")
         if isinstance(description, str) and clean_text(description):
             out["description"] = clean_text(description)
         self.defs[name] = out
