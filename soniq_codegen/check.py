@@ -11,8 +11,8 @@ import jsonschema
 from soniq_codegen.contract import TaskContract, is_task_file, read_tasks
 from soniq_codegen.fingerprint import fingerprint
 from soniq_codegen.load import SourceFile, join_pointer, load_tree
+from soniq_codegen.lower import SchemaCompiler
 from soniq_codegen.problem import ContractError, Problem
-from soniq_codegen.schema import SchemaCompiler
 from soniq_codegen.tree import SchemaTree
 
 
