@@ -11,7 +11,7 @@ import jsonschema
 from soniq_codegen.contract import TaskContract, is_task_file, read_tasks
 from soniq_codegen.fingerprint import fingerprint
 from soniq_codegen.load import SourceFile, join_pointer, load_tree
-from soniq_codegen.lower import SchemaCompiler
+from soniq_codegen.lower import Lowering
 from soniq_codegen.problem import ContractError, Problem
 from soniq_codegen.tree import SchemaTree
 
@@ -66,7 +66,7 @@ def check_contracts(root: Path) -> ContractSet:
         else:
             problems.extend(_meta_problems(source, source.data, ""))
     tree = SchemaTree(files)
-    compiler = SchemaCompiler(tree)
+    lowering = Lowering(tree)
     seen: dict[str, TaskContract] = {}
     for task in tasks:
         if task.task in seen:
@@ -82,12 +82,12 @@ def check_contracts(root: Path) -> ContractSet:
             )
             continue
         seen[task.task] = task
-        compiler.reserve(task.constant, task.file, join_pointer(task.pointer, "constant"))
+        lowering.reserve(task.constant, task.file, join_pointer(task.pointer, "constant"))
         meta = _meta_problems(files[task.file], task.args, task.args_pointer)
         problems.extend(meta)
         if not meta:
-            compiler.compile_task(task)
-    problems.extend(compiler.problems)
+            lowering.lower_task(task)
+    problems.extend(lowering.problems)
     if not tasks and not problems:
         problems.append(
             Problem(
@@ -103,7 +103,7 @@ def check_contracts(root: Path) -> ContractSet:
     for task in tasks:
         task.fingerprint = fingerprint(tree, task)
     ordered = sorted(tasks, key=lambda t: t.task)
-    return ContractSet(files, ordered, tree, compiler.defs, compiler.formats)
+    return ContractSet(files, ordered, tree, lowering.defs, lowering.formats)
 
 
 def _meta_problems(source: SourceFile, schema: Any, pointer: str) -> list[Problem]:

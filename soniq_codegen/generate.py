@@ -15,9 +15,10 @@ from datamodel_code_generator.parser import LiteralType
 
 from soniq_codegen.check import ContractSet
 from soniq_codegen.contract import TaskContract
-from soniq_codegen.lower import NOT_NULL, clean_text
+from soniq_codegen.lower import NOT_NULL
 from soniq_codegen.source import (
     HEADER,
+    clean_text,
     docstring,
     export_sort_key,
     finish_module,
