@@ -79,7 +79,7 @@ def nullable_option(data: dict[str, Any]) -> int | Issue:
         if isinstance(options, list)
         else []
     )
-    if len(options) != 2 or len(nulls) != 1:
+    if not isinstance(options, list) or len(options) != 2 or len(nulls) != 1:
         return Issue(
             "anyOf",
             "anyOf is supported only as [<schema>, {type: 'null'}]",
