@@ -14,9 +14,10 @@ and the breaking-change check (docs/breaking-changes.md)::
 from soniq_codegen.baseline import Baseline, load_baseline
 from soniq_codegen.check import ContractSet, check_contracts
 from soniq_codegen.compatibility import RULES, Finding, Report, compare
-from soniq_codegen.contract import TaskContract, meta_schema
+from soniq_codegen.contract import TaskContract
 from soniq_codegen.fingerprint import fingerprint
 from soniq_codegen.generate import render_package
+from soniq_codegen.meta_schema import meta_schema
 from soniq_codegen.problem import ContractError, Problem
 from soniq_codegen.write import OutputError, diff_tree, write_tree
 

@@ -49,22 +49,12 @@ def check_contracts(root: Path) -> ContractSet:
     for source in sources:
         if source.data is None:
             continue
-        if not isinstance(source.data, dict):
-            problems.append(
-                Problem(
-                    source.path,
-                    source.line(""),
-                    "",
-                    "a contract file must hold a mapping",
-                    "write a contract document or a JSON Schema",
-                )
-            )
-        elif is_task_file(source.data):
+        if isinstance(source.data, dict) and not is_task_file(source.data):
+            problems.extend(_meta_problems(source, source.data, ""))  # shared definitions
+        else:
             found, envelope_problems = read_tasks(source)
             problems.extend(envelope_problems)
             tasks.extend(found)
-        else:
-            problems.extend(_meta_problems(source, source.data, ""))
     tree = SchemaTree(files)
     lowering = Lowering(tree)
     seen: dict[str, TaskContract] = {}
