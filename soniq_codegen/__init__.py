@@ -12,9 +12,9 @@ and the breaking-change check (docs/breaking-changes.md)::
 """
 
 from soniq_codegen.baseline import Baseline, load_baseline
-from soniq_codegen.check import ContractSet, check_contracts
 from soniq_codegen.compatibility import RULES, Finding, Report, compare
 from soniq_codegen.contract import TaskContract
+from soniq_codegen.contract_set import ContractSet, check_contracts
 from soniq_codegen.fingerprint import fingerprint
 from soniq_codegen.generate import render_package
 from soniq_codegen.meta_schema import meta_schema

@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from soniq_codegen.baseline import Baseline
-from soniq_codegen.check import ContractSet
 from soniq_codegen.contract import TaskContract
+from soniq_codegen.contract_set import ContractSet
 from soniq_codegen.shape import args_shape
 from soniq_codegen.shape_diff import changes
 

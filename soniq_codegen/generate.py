@@ -14,8 +14,8 @@ from datamodel_code_generator.enums import DataModelType, InputFileType, StrictT
 from datamodel_code_generator.format import Formatter
 from datamodel_code_generator.parser import LiteralType
 
-from soniq_codegen.check import ContractSet
 from soniq_codegen.contract import TaskContract
+from soniq_codegen.contract_set import ContractSet
 from soniq_codegen.lower import NOT_NULL
 from soniq_codegen.source import (
     HEADER,

@@ -17,9 +17,9 @@ import jsonschema
 import pytest
 from codegen_helpers import REPO, write_contracts
 
+from soniq_codegen import ContractSet, check_contracts
 from soniq_codegen.baseline import Baseline as BaselineType
 from soniq_codegen.baseline import LockEntry, contracts_baseline
-from soniq_codegen.check import ContractSet, check_contracts
 from soniq_codegen.compatibility import MODES, RULES, Report, compare
 from soniq_codegen.fingerprint import inline
 from soniq_codegen.tree import SchemaTree

@@ -1,4 +1,4 @@
-"""Checking a whole contract directory, collecting every problem before giving up."""
+"""A contract directory loaded, read, resolved and lowered into one checked ContractSet."""
 
 from __future__ import annotations
 
