@@ -16,9 +16,9 @@ from soniq_codegen.compatibility import RULES, Finding, Report, compare
 from soniq_codegen.contract import TaskContract
 from soniq_codegen.contract_set import ContractSet, check_contracts
 from soniq_codegen.fingerprint import fingerprint
-from soniq_codegen.generate import render_package
 from soniq_codegen.meta_schema import meta_schema
 from soniq_codegen.problem import ContractError, Problem
+from soniq_codegen.render import render_package
 from soniq_codegen.write import OutputError, diff_tree, write_tree
 
 __all__ = [
