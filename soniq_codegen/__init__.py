@@ -6,6 +6,11 @@ The stages, each usable on its own::
     files = render_package(contract_set, "billing_tasks", "0.1.0")   # path -> bytes
     write_tree(files, Path("billing_tasks"))                  # atomic swap
 
+``check_contracts`` loads the files (``load``), reads each envelope once ``contract.schema.json``
+has validated it (``meta_schema``, ``contract``), resolves every ``$ref`` once into a
+``SchemaTree`` (``tree``) and lowers the args schemas into one ``$defs`` map (``lower``);
+fingerprints (``fingerprint``) and compatibility shapes (``shape``) read the same tree.
+
 and the breaking-change check (docs/breaking-changes.md)::
 
     report = compare(load_baseline("git:main", Path("schemas")), contract_set, "full")
