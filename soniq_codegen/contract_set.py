@@ -45,39 +45,9 @@ def check_contracts(root: Path) -> ContractSet:
         )
     sources, problems = load_tree(root)
     files = {source.path: source for source in sources}
-    tasks: list[TaskContract] = []
-    for source in sources:
-        if source.data is None:
-            continue
-        if isinstance(source.data, dict) and not is_task_file(source.data):
-            problems.extend(_meta_problems(source, source.data, ""))  # shared definitions
-        else:
-            found, envelope_problems = read_tasks(source)
-            problems.extend(envelope_problems)
-            tasks.extend(found)
+    tasks = _read(sources, problems)
     tree = SchemaTree(files)
-    lowering = Lowering(tree)
-    seen: dict[str, TaskContract] = {}
-    for task in tasks:
-        if task.task in seen:
-            first = seen[task.task]
-            problems.append(
-                Problem(
-                    task.file,
-                    files[task.file].line(task.pointer),
-                    join_pointer(task.pointer, "task"),
-                    f"duplicate task name {task.task!r}",
-                    f"also declared in {first.file}; each task is declared once",
-                )
-            )
-            continue
-        seen[task.task] = task
-        lowering.reserve(task.constant, task.file, join_pointer(task.pointer, "constant"))
-        meta = _meta_problems(files[task.file], task.args, task.args_pointer)
-        problems.extend(meta)
-        if not meta:
-            lowering.lower_task(task)
-    problems.extend(lowering.problems)
+    lowering = _lower(tree, tasks, problems)
     if not tasks and not problems:
         problems.append(
             Problem(
@@ -94,6 +64,47 @@ def check_contracts(root: Path) -> ContractSet:
         task.fingerprint = fingerprint(tree, task)
     ordered = sorted(tasks, key=lambda t: t.task)
     return ContractSet(files, ordered, tree, lowering.defs, lowering.formats)
+
+
+def _read(sources: list[SourceFile], problems: list[Problem]) -> list[TaskContract]:
+    """The contracts the files declare; shared definitions are checked as JSON Schemas."""
+    tasks: list[TaskContract] = []
+    for source in sources:
+        if source.data is None:
+            continue
+        if isinstance(source.data, dict) and not is_task_file(source.data):
+            problems.extend(_meta_problems(source, source.data, ""))
+        else:
+            found, envelope_problems = read_tasks(source)
+            problems.extend(envelope_problems)
+            tasks.extend(found)
+    return tasks
+
+
+def _lower(tree: SchemaTree, tasks: list[TaskContract], problems: list[Problem]) -> Lowering:
+    """Each task's args schema lowered, once per task name and once it is valid JSON Schema."""
+    lowering = Lowering(tree)
+    seen: dict[str, TaskContract] = {}
+    for task in tasks:
+        if task.task in seen:
+            problems.append(
+                Problem(
+                    task.file,
+                    tree.files[task.file].line(task.pointer),
+                    join_pointer(task.pointer, "task"),
+                    f"duplicate task name {task.task!r}",
+                    f"also declared in {seen[task.task].file}; each task is declared once",
+                )
+            )
+            continue
+        seen[task.task] = task
+        lowering.reserve(task.constant, task.file, join_pointer(task.pointer, "constant"))
+        meta = _meta_problems(tree.files[task.file], task.args, task.args_pointer)
+        problems.extend(meta)
+        if not meta:
+            lowering.lower_task(task)
+    problems.extend(lowering.problems)
+    return lowering
 
 
 def _meta_problems(source: SourceFile, schema: Any, pointer: str) -> list[Problem]:
