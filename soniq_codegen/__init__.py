@@ -6,17 +6,24 @@ The stages, each usable on its own::
     files = render_package(contract_set, "billing_tasks", "0.1.0")   # path -> bytes
     write_tree(files, Path("billing_tasks"))                  # atomic swap
 
+``check_contracts`` loads the files (``load``), reads each envelope once ``contract.schema.json``
+has validated it (``meta_schema``, ``contract``), resolves every ``$ref`` once into a
+``SchemaTree`` (``tree``) and lowers the args schemas into one ``$defs`` map (``lower``);
+fingerprints (``fingerprint``) and compatibility shapes (``shape``) read the same tree.
+
 and the breaking-change check (docs/breaking-changes.md)::
 
     report = compare(load_baseline("git:main", Path("schemas")), contract_set, "full")
 """
 
 from soniq_codegen.baseline import Baseline, load_baseline
-from soniq_codegen.check import ContractSet, check_contracts
 from soniq_codegen.compatibility import RULES, Finding, Report, compare
-from soniq_codegen.contract import TaskContract, fingerprint, meta_schema
-from soniq_codegen.generate import render_package
+from soniq_codegen.contract import TaskContract
+from soniq_codegen.contract_set import ContractSet, check_contracts
+from soniq_codegen.fingerprint import fingerprint
+from soniq_codegen.meta_schema import meta_schema
 from soniq_codegen.problem import ContractError, Problem
+from soniq_codegen.render import render_package
 from soniq_codegen.write import OutputError, diff_tree, write_tree
 
 __all__ = [

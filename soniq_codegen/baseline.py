@@ -16,7 +16,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from soniq_codegen.check import ContractSet, check_contracts
+from soniq_codegen.contract_set import ContractSet, check_contracts
 from soniq_codegen.problem import ContractError, Problem
 
 LOCK_FILE = "soniq.lock.json"

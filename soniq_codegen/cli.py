@@ -12,10 +12,10 @@ from typing import NoReturn
 import click
 
 from soniq_codegen.baseline import Baseline, find_package, load_baseline, package_baseline
-from soniq_codegen.check import ContractSet, check_contracts
 from soniq_codegen.compatibility import MODES, Report, compare
-from soniq_codegen.generate import DIST_NAME, VERSION, import_name, render_package
+from soniq_codegen.contract_set import ContractSet, check_contracts
 from soniq_codegen.problem import ContractError
+from soniq_codegen.render import DIST_NAME, VERSION, import_name, render_package
 from soniq_codegen.source import UnsafeSourceError
 from soniq_codegen.write import OutputError, diff_tree, is_generated, write_tree
 

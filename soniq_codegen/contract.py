@@ -1,24 +1,19 @@
-"""The contract envelope (task, version, queue, ...), its published meta-schema and fingerprints."""
+"""Task contracts: each contract's envelope (task, version, queue, ...), read from its file."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import keyword
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
-from soniq.errors import InvalidNameError
-from soniq.names import check_queue_name, check_task_name
-from soniq_codegen.load import SourceFile, get_pointer, join_pointer, resolve_ref
+from soniq_codegen.load import SourceFile, join_pointer
+from soniq_codegen.meta_schema import check_file, contract_items, field_message, is_plain
 from soniq_codegen.problem import Problem
 
-ENVELOPE_KEYS = ("task", "version", "default_queue", "description", "constant")
-CONSTANT_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 CLASS_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
-MAX_DESCRIPTION = 4000
+#: The longest constant or class name; the meta-schema limits the ones written out, and
+#: :func:`read_tasks` the ones derived from a task name.
+MAX_IDENTIFIER = 100
 
 
 @dataclass
@@ -38,13 +33,6 @@ class TaskContract:
     fingerprint: str = field(default="")
 
 
-def meta_schema() -> dict[str, Any]:
-    """The published JSON Schema of a contract file (``soniq_codegen/contract.schema.json``)."""
-    text = resources.files("soniq_codegen").joinpath("contract.schema.json").read_text("utf-8")
-    data: dict[str, Any] = json.loads(text)
-    return data
-
-
 def is_task_file(data: Any) -> bool:
     """Whether a parsed file declares tasks (rather than holding shared definitions)."""
     return isinstance(data, dict) and any(k in data for k in ("task", "x-soniq", "tasks"))
@@ -58,216 +46,95 @@ def pascal_case(text: str) -> str:
 
 
 def read_tasks(source: SourceFile) -> tuple[list[TaskContract], list[Problem]]:
-    """The task contracts a task file declares, and the problems with their envelopes."""
-    data = source.data
-    problems: list[Problem] = []
+    """The contracts of a file that is not shared definitions, and the problems of their
+    envelopes (a file that is not a mapping is one of them)."""
+    problems, verdicts = check_file(source)
     tasks: list[TaskContract] = []
-    if "tasks" in data:
-        extra = sorted(set(data) - {"tasks", "$defs", "$schema", "$comment"})
-        for key in extra:
-            problems.append(
-                _problem(
-                    source,
-                    join_pointer("", key),
-                    f"unknown key {key!r}",
-                    "a file with 'tasks:' holds only the list of tasks",
-                )
-            )
-        items = data["tasks"]
-        if not isinstance(items, list) or not items:
-            problems.append(
-                _problem(
-                    source,
-                    "/tasks",
-                    "'tasks' must be a non-empty list",
-                    "list contract documents under 'tasks:'",
-                )
-            )
-            return [], problems
-        for index, item in enumerate(items):
-            _read_one(source, item, join_pointer("/tasks", index), tasks, problems)
-        return tasks, problems
-    _read_one(source, data, "", tasks, problems)
+    for pointer, item in contract_items(source.data).items():
+        verdict, parts = verdicts[pointer], _parts(pointer, item)
+        found = verdict.problems
+        if parts is not None:
+            found = found + _derived_constant(source, parts, found)
+            if not found:
+                found = [verdict.title] if verdict.title else _derived_class_name(source, parts)
+            if not found:
+                tasks.append(_contract(source, pointer, parts))
+        problems.extend(found)
     return tasks, problems
 
 
-def _read_one(
-    source: SourceFile,
-    item: Any,
-    pointer: str,
-    tasks: list[TaskContract],
-    problems: list[Problem],
-) -> None:
+@dataclass(frozen=True)
+class _Parts:
+    """A contract's envelope and args schema, and where each is."""
+
+    envelope: dict[str, Any]
+    envelope_pointer: str
+    args: Any
+    args_pointer: str
+
+    @property
+    def last_segment(self) -> str:
+        """The last segment of the task name (which must be valid)."""
+        return str(self.envelope["task"]).rsplit(".", 1)[-1]
+
+
+def _parts(pointer: str, item: Any) -> _Parts | None:
+    """The parts of a contract; None when it, or its ``x-soniq``, is not a mapping."""
     if not isinstance(item, dict):
-        problems.append(
-            _problem(
-                source, pointer, "a contract must be a mapping", "write 'task:' and 'args:' keys"
-            )
-        )
-        return
-    if "x-soniq" in item and "task" not in item:
-        envelope = item["x-soniq"]
-        env_pointer = join_pointer(pointer, "x-soniq")
-        if not isinstance(envelope, dict):
-            problems.append(
-                _problem(
-                    source,
-                    env_pointer,
-                    "'x-soniq' must be a mapping",
-                    "put task, version, ... under it",
-                )
-            )
-            return
-        args: Any = {k: v for k, v in item.items() if k != "x-soniq"}
-        args_pointer = pointer
-        allowed: tuple[str, ...] = ENVELOPE_KEYS
-    else:
-        envelope, env_pointer = item, pointer
-        args = item.get("args")
-        args_pointer = join_pointer(pointer, "args")
-        allowed = (*ENVELOPE_KEYS, "args", "$defs", "$schema", "$comment")
-    before = len(problems)
-    for key in sorted(set(envelope) - set(allowed)):
-        problems.append(
-            _problem(
-                source,
-                join_pointer(env_pointer, key),
-                f"unknown key {key!r}",
-                f"allowed keys: {', '.join(allowed)}",
-            )
-        )
-    task = envelope.get("task")
-    try:
-        check_task_name(task)
-    except InvalidNameError as exc:
-        hint = "add 'task: area.name'" if task is None else "use dotted lowercase identifiers"
-        problems.append(_problem(source, join_pointer(env_pointer, "task"), str(exc), hint))
-        task = None
-    version = envelope.get("version", 1)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        problems.append(
-            _problem(
-                source,
-                join_pointer(env_pointer, "version"),
-                f"version {version!r} is not an integer >= 1",
-                "bump it by one for each incompatible change",
-            )
-        )
-    queue = envelope.get("default_queue")
-    if queue is not None:
-        try:
-            check_queue_name(queue)
-        except InvalidNameError as exc:
-            problems.append(
-                _problem(
-                    source,
-                    join_pointer(env_pointer, "default_queue"),
-                    str(exc),
-                    "or leave default_queue out",
-                )
-            )
-    description = envelope.get("description")
-    if description is not None and (
-        not isinstance(description, str) or len(description) > MAX_DESCRIPTION
-    ):
-        problems.append(
-            _problem(
-                source,
-                join_pointer(env_pointer, "description"),
-                "description must be a string of at most 4000 characters",
-                "shorten it",
-            )
-        )
-    last = task.rsplit(".", 1)[-1] if isinstance(task, str) else "task"
-    constant = envelope.get("constant", last.upper())
-    if (
-        not isinstance(constant, str)
-        or not CONSTANT_NAME.match(constant)
-        or keyword.iskeyword(constant)
-        or len(constant) > 100
-    ):
-        problems.append(
-            _problem(
-                source,
-                join_pointer(env_pointer, "constant"),
-                f"constant {constant!r} is not an UPPER_SNAKE identifier",
-                "use e.g. SEND_INVOICE",
-            )
-        )
-    if not isinstance(args, dict):
-        problems.append(
-            _problem(
-                source,
-                args_pointer,
-                "'args' must be a JSON Schema mapping",
-                "describe the args object with 'type: object'",
-            )
-        )
-    if len(problems) > before or not isinstance(args, dict):
-        return
-    title = args.get("title")
-    class_name = title if isinstance(title, str) else pascal_case(last) + "Args"
-    if not CLASS_NAME.match(class_name) or len(class_name) > 100:
-        problems.append(
-            _problem(
-                source,
-                join_pointer(args_pointer, "title"),
-                f"title {class_name!r} is not a class name",
-                "use a PascalCase identifier such as SendInvoiceArgs",
-            )
-        )
-        return
-    tasks.append(
-        TaskContract(
-            file=source.path,
-            pointer=pointer,
-            args_pointer=args_pointer,
-            task=str(task),
-            version=version,
-            default_queue=queue,
-            description=description,
-            constant=constant,
-            class_name=class_name,
-            args=args,
-        )
+        return None
+    if not is_plain(item):
+        return _Parts(item, pointer, item.get("args"), join_pointer(pointer, "args"))
+    if not isinstance(item["x-soniq"], dict):
+        return None
+    args = {k: v for k, v in item.items() if k != "x-soniq"}
+    return _Parts(item["x-soniq"], join_pointer(pointer, "x-soniq"), args, pointer)
+
+
+# The meta-schema checks the names written out; these two check the ones derived from the
+# task name when 'constant' or the args 'title' is left out, which a schema cannot express.
+
+
+def _derived_constant(source: SourceFile, parts: _Parts, found: list[Problem]) -> list[Problem]:
+    """The constant derived from a valid task name, when it is too long."""
+    task_pointer = join_pointer(parts.envelope_pointer, "task")
+    if "constant" in parts.envelope or any(p.pointer == task_pointer for p in found):
+        return []
+    constant = parts.last_segment.upper()
+    if len(constant) <= MAX_IDENTIFIER:
+        return []
+    return [_problem(source, parts.envelope_pointer, "constant", constant)]
+
+
+def _derived_class_name(source: SourceFile, parts: _Parts) -> list[Problem]:
+    """The args class name derived from the task name, when it is too long."""
+    class_name = _class_name(parts)
+    if len(class_name) <= MAX_IDENTIFIER:
+        return []
+    return [_problem(source, parts.args_pointer, "title", class_name)]
+
+
+def _problem(source: SourceFile, pointer: str, key: str, value: str) -> Problem:
+    where = join_pointer(pointer, key)
+    return Problem(source.path, source.line(where), where, *field_message(key, value))
+
+
+def _class_name(parts: _Parts) -> str:
+    title = parts.args.get("title")
+    return title if isinstance(title, str) else pascal_case(parts.last_segment) + "Args"
+
+
+def _contract(source: SourceFile, pointer: str, parts: _Parts) -> TaskContract:
+    """The contract of an envelope the meta-schema accepted."""
+    envelope = parts.envelope
+    return TaskContract(
+        file=source.path,
+        pointer=pointer,
+        args_pointer=parts.args_pointer,
+        task=envelope["task"],
+        version=envelope.get("version", 1),
+        default_queue=envelope.get("default_queue"),
+        description=envelope.get("description"),
+        constant=envelope.get("constant", parts.last_segment.upper()),
+        class_name=_class_name(parts),
+        args=parts.args,
     )
-
-
-def _problem(source: SourceFile, pointer: str, message: str, hint: str) -> Problem:
-    return Problem(source.path, source.line(pointer), pointer, message, hint)
-
-
-def inline_refs(files: dict[str, SourceFile], file: str, node: Any) -> Any:
-    """The schema ``node`` with every ``$ref`` replaced by its target, recursively.
-
-    The set must already be checked: references resolve and are not recursive.
-    """
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        target_file, pointer = resolve_ref(node["$ref"], file, set(files))
-        target = get_pointer(files[target_file].data, pointer)
-        merged = {k: v for k, v in target.items() if k not in ("$defs", "$schema", "x-soniq")}
-        merged.update({k: v for k, v in node.items() if k != "$ref"})
-        return inline_refs(files, target_file, merged)
-    result: dict[str, Any] = {}
-    for key, value in node.items():
-        if key in ("$defs", "$schema"):
-            continue
-        if key == "properties" and isinstance(value, dict):
-            value = {name: inline_refs(files, file, sub) for name, sub in value.items()}
-        elif key == "items":
-            value = inline_refs(files, file, value)
-        result[key] = value
-    return result
-
-
-def canonical_json(value: Any) -> str:
-    """Canonical JSON: sorted keys, no whitespace, UTF-8 kept as is."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def fingerprint(files: dict[str, SourceFile], task: TaskContract) -> str:
-    """``sha256:<hex>`` of the canonical args schema with every ``$ref`` inlined."""
-    digest = hashlib.sha256(canonical_json(inline_refs(files, task.file, task.args)).encode())
-    return f"sha256:{digest.hexdigest()}"

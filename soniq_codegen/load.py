@@ -1,4 +1,4 @@
-"""Finding and parsing contract files, with source lines, and resolving ``$ref`` inside the set.
+"""Finding and parsing contract files with source lines, and confining each ``$ref`` to the set.
 
 Contracts are untrusted: every path is kept relative to the contract directory, and a
 reference that leaves it (remote URL, absolute path, ``..``, a symlink pointing out) is refused.

@@ -1,12 +1,12 @@
 """An args schema reduced to what decides which values it accepts, for compatibility checks.
 
-``$ref`` targets are inlined (as for the fingerprint) and the spellings the contracts allow
-for the same thing (``type: [T, "null"]`` or ``anyOf: [T, {type: "null"}]``, ``const`` or a
-one-value ``enum``, ``null`` inside an ``enum``, ``minimum`` or ``exclusiveMinimum``) are
-unified, so two versions of a schema compare by meaning rather than by layout. Annotations
-(``title``, ``description``, ``examples``, ``$comment``) are dropped. Every node keeps its JSON
-pointer in the inlined args schema and, when it comes from a ``$ref`` target, where that target
-is, so a finding names both.
+Shapes are read from the schema tree, following its resolved ``$ref`` targets. The spellings
+the contracts allow for the same thing (``type: [T, "null"]`` or ``anyOf: [T, {type: "null"}]``,
+``const`` or a one-value ``enum``, ``null`` inside an ``enum``, ``minimum`` or
+``exclusiveMinimum``) are unified, so two versions of a schema compare by meaning rather than by
+layout. Annotations (``title``, ``description``, ``examples``, ``$comment``) are dropped. Every
+node keeps its JSON pointer in the inlined args schema and, when it comes from a ``$ref``
+target, where that target is, so a finding names both.
 
 The contract set must already be checked: references resolve and only supported keywords occur.
 """
@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from soniq_codegen.contract import TaskContract
-from soniq_codegen.load import SourceFile, get_pointer, join_pointer, resolve_ref
+from soniq_codegen.load import join_pointer
+from soniq_codegen.tree import SchemaNode, SchemaTree
 
 SIZES = ("minLength", "maxLength", "minItems", "maxItems")
 
@@ -74,42 +75,26 @@ class Shape:
         return names[0] if len(names) == 1 else f"[{', '.join(names)}]"
 
 
-def args_shape(files: dict[str, SourceFile], task: TaskContract) -> Shape:
+def args_shape(tree: SchemaTree, task: TaskContract) -> Shape:
     """The shape of ``task``'s args schema."""
-    return _shape(files, task.file, task.args, "", task.args_pointer, shared=False)
+    return _shape(tree.args(task), "", shared=False)
 
 
-def _shape(
-    files: dict[str, SourceFile],
-    file: str,
-    node: dict[str, Any],
-    pointer: str,
-    source: str,
-    *,
-    shared: bool,
-) -> Shape:
-    """``node``, written in ``file`` at ``source``, found at ``pointer`` of the inlined args."""
-    if "$ref" in node:
-        target_file, target_pointer = resolve_ref(node["$ref"], file, set(files))
-        target = get_pointer(files[target_file].data, target_pointer)
-        return _shape(files, target_file, target, pointer, target_pointer, shared=True)
-    if "anyOf" in node:
+def _shape(node: SchemaNode, pointer: str, *, shared: bool) -> Shape:
+    """The shape of ``node``, found at ``pointer`` of the inlined args schema."""
+    data = node.data
+    if "$ref" in data:
+        return _shape(node.ref_target(), pointer, shared=True)
+    if "anyOf" in data:
         # The only anyOf a checked contract can hold: [T, {type: null}] in either order.
-        index = next(i for i, o in enumerate(node["anyOf"]) if o != {"type": "null"})
-        inner = _shape(
-            files,
-            file,
-            node["anyOf"][index],
-            join_pointer(pointer, "anyOf", index),
-            join_pointer(source, "anyOf", index),
-            shared=shared,
-        )
+        index = next(i for i, o in enumerate(data["anyOf"]) if o != {"type": "null"})
+        inner = _shape(node.any_of[index], join_pointer(pointer, "anyOf", index), shared=shared)
         return replace(inner, outer=pointer, types=inner.types | {"null"})
-    declared = node.get("type")
+    declared = data.get("type")
     types: set[str] = {t for t in (declared if isinstance(declared, list) else [declared]) if t}
     enum: frozenset[str] | None = None
-    if "enum" in node or "const" in node:
-        values = node["enum"] if "enum" in node else [node["const"]]
+    if "enum" in data or "const" in data:
+        values = data["enum"] if "enum" in data else [data["const"]]
         if None in values:
             types.add("null")
         if any(v is not None for v in values):
@@ -118,37 +103,24 @@ def _shape(
     shape = Shape(
         pointer=pointer,
         outer=pointer,
-        origin=(f"{file}#{source}" if source else file) if shared else None,
+        origin=(f"{node.file}#{node.pointer}" if node.pointer else node.file) if shared else None,
         types=frozenset(types),
         enum=enum,
-        const="const" in node,
-        format=node.get("format"),
-        pattern=node.get("pattern"),
-        lower=_bound(node, (("minimum", False), ("exclusiveMinimum", True)), lower=True),
-        upper=_bound(node, (("maximum", False), ("exclusiveMaximum", True)), lower=False),
-        sizes={key: node[key] for key in SIZES if key in node},
-        closed=node.get("additionalProperties", True) is False,
-        required=frozenset(node.get("required", ())),
-        default=(node["default"],) if "default" in node else (),
+        const="const" in data,
+        format=data.get("format"),
+        pattern=data.get("pattern"),
+        lower=_bound(data, (("minimum", False), ("exclusiveMinimum", True)), lower=True),
+        upper=_bound(data, (("maximum", False), ("exclusiveMaximum", True)), lower=False),
+        sizes={key: data[key] for key in SIZES if key in data},
+        closed=data.get("additionalProperties", True) is False,
+        required=frozenset(data.get("required", ())),
+        default=(data["default"],) if "default" in data else (),
     )
-    if isinstance(node.get("items"), dict):
-        shape.items = _shape(
-            files,
-            file,
-            node["items"],
-            join_pointer(pointer, "items"),
-            join_pointer(source, "items"),
-            shared=shared,
-        )
-    for name, sub in node.get("properties", {}).items():
-        shape.properties[name] = _shape(
-            files,
-            file,
-            sub,
-            join_pointer(pointer, "properties", name),
-            join_pointer(source, "properties", name),
-            shared=shared,
-        )
+    if node.items is not None and isinstance(node.items.data, dict):
+        shape.items = _shape(node.items, join_pointer(pointer, "items"), shared=shared)
+    for name, sub in node.properties.items():
+        where = join_pointer(pointer, "properties", name)
+        shape.properties[name] = _shape(sub, where, shared=shared)
     return shape
 
 

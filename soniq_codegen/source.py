@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import textwrap
 import unicodedata
 
@@ -42,10 +43,23 @@ _NODES: tuple[type[ast.AST], ...] = (
     ast.USub,
 )
 _BUILTINS = frozenset({"bool", "dict", "float", "int", "list", "str"})
+#: Control characters, and the line separators Python treats as line breaks.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class UnsafeSourceError(Exception):
     """A generated module contains something other than declarations and literals."""
+
+
+def clean_text(text: str) -> str:
+    """A description made safe and tidy for docstrings: no control characters or trailing spaces."""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = CONTROL.sub(" ", text.replace("\t", " "))
+    lines = [
+        textwrap.fill(line.rstrip(), 72, break_long_words=False) or line.rstrip()
+        for line in text.strip().split("\n")
+    ]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
 
 
 def finish_module(text: str) -> str:

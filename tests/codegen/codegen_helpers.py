@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 from click.testing import CliRunner, Result
 
@@ -17,6 +19,26 @@ from soniq_codegen.cli import main
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "schemas"
 GOLDEN = REPO / "tests" / "golden"
+
+
+def _is_json_integer(checker: object, value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    # ECMA-262, which JSON Schema specifies: `$` is the very end, not "before a final \n"
+    # as in Python's re (jsonschema's default engine).
+    if isinstance(instance, str) and not re.search(pattern.replace("$", r"\Z"), instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+#: A JSON Schema validator with the semantics docs/contracts.md states: ECMA-262 patterns and
+#: integers that are integer literals (jsonschema alone takes 1.0 for an integer).
+SpecValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    validators={"pattern": _ecma_pattern},
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_json_integer),
+)
 
 
 def cli(*args: str | Path) -> Result:

@@ -17,11 +17,12 @@ import jsonschema
 import pytest
 from codegen_helpers import REPO, write_contracts
 
+from soniq_codegen import ContractSet, check_contracts
 from soniq_codegen.baseline import Baseline as BaselineType
 from soniq_codegen.baseline import LockEntry, contracts_baseline
-from soniq_codegen.check import ContractSet, check_contracts
 from soniq_codegen.compatibility import MODES, RULES, Report, compare
-from soniq_codegen.contract import inline_refs
+from soniq_codegen.fingerprint import inline
+from soniq_codegen.tree import SchemaTree
 
 BWD = ("backward",)
 FWD = ("forward",)
@@ -143,7 +144,7 @@ def rules(report: Report) -> set[str]:
 
 
 def accepts(args: dict[str, Any], value: dict[str, Any]) -> bool:
-    schema = inline_refs({}, "order.yaml", args)
+    schema = inline(SchemaTree({}).root("order.yaml", "/args", args))
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
     return validator.is_valid(value)
 

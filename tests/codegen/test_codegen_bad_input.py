@@ -182,3 +182,20 @@ def test_recursive_ref_is_reported(tmp_path: Path) -> None:
     )
     result = cli("validate", contracts)
     assert result.exit_code == 1 and "recursive $ref is not supported" in result.output
+
+
+def test_a_document_level_definition_is_checked_where_it_is_referenced(tmp_path: Path) -> None:
+    # $defs beside 'task:' are not part of the args schema, so only the lowering sees them.
+    contracts = write_contracts(
+        tmp_path,
+        {
+            "t.yaml": {
+                "task": "a.b",
+                "$defs": {"X": {"anyOf": 5}},
+                "args": {"type": "object", "properties": {"x": {"$ref": "#/$defs/X"}}},
+            }
+        },
+    )
+    result = cli("validate", contracts)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "t.yaml:4: /$defs/X/anyOf: anyOf is supported only as" in result.output

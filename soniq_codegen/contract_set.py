@@ -1,4 +1,4 @@
-"""Checking a whole contract directory, collecting every problem before giving up."""
+"""A contract directory loaded, read, resolved and lowered into one checked ContractSet."""
 
 from __future__ import annotations
 
@@ -8,18 +8,22 @@ from typing import Any
 
 import jsonschema
 
-from soniq_codegen.contract import TaskContract, fingerprint, is_task_file, read_tasks
+from soniq_codegen.contract import TaskContract, is_task_file, read_tasks
+from soniq_codegen.fingerprint import fingerprint
 from soniq_codegen.load import SourceFile, join_pointer, load_tree
+from soniq_codegen.lower import Lowering
 from soniq_codegen.problem import ContractError, Problem
-from soniq_codegen.schema import SchemaCompiler
+from soniq_codegen.tree import SchemaTree
 
 
 @dataclass
 class ContractSet:
-    """A checked contract set: its files, tasks (sorted by name) and intermediate classes."""
+    """A checked contract set: its files, tasks (sorted by name), their schema tree and
+    intermediate classes."""
 
     files: dict[str, SourceFile]
     tasks: list[TaskContract]
+    tree: SchemaTree
     defs: dict[str, dict[str, Any]]
     formats: set[str]
 
@@ -41,48 +45,9 @@ def check_contracts(root: Path) -> ContractSet:
         )
     sources, problems = load_tree(root)
     files = {source.path: source for source in sources}
-    tasks: list[TaskContract] = []
-    for source in sources:
-        if source.data is None:
-            continue
-        if not isinstance(source.data, dict):
-            problems.append(
-                Problem(
-                    source.path,
-                    source.line(""),
-                    "",
-                    "a contract file must hold a mapping",
-                    "write a contract document or a JSON Schema",
-                )
-            )
-        elif is_task_file(source.data):
-            found, envelope_problems = read_tasks(source)
-            problems.extend(envelope_problems)
-            tasks.extend(found)
-        else:
-            problems.extend(_meta_problems(source, source.data, ""))
-    compiler = SchemaCompiler(files)
-    seen: dict[str, TaskContract] = {}
-    for task in tasks:
-        if task.task in seen:
-            first = seen[task.task]
-            problems.append(
-                Problem(
-                    task.file,
-                    files[task.file].line(task.pointer),
-                    join_pointer(task.pointer, "task"),
-                    f"duplicate task name {task.task!r}",
-                    f"also declared in {first.file}; each task is declared once",
-                )
-            )
-            continue
-        seen[task.task] = task
-        compiler.reserve(task.constant, task.file, join_pointer(task.pointer, "constant"))
-        meta = _meta_problems(files[task.file], task.args, task.args_pointer)
-        problems.extend(meta)
-        if not meta:
-            compiler.compile_task(task)
-    problems.extend(compiler.problems)
+    tasks = _read(sources, problems)
+    tree = SchemaTree(files)
+    lowering = _lower(tree, tasks, problems)
     if not tasks and not problems:
         problems.append(
             Problem(
@@ -96,8 +61,50 @@ def check_contracts(root: Path) -> ContractSet:
     if problems:
         raise ContractError(problems)
     for task in tasks:
-        task.fingerprint = fingerprint(files, task)
-    return ContractSet(files, sorted(tasks, key=lambda t: t.task), compiler.defs, compiler.formats)
+        task.fingerprint = fingerprint(tree, task)
+    ordered = sorted(tasks, key=lambda t: t.task)
+    return ContractSet(files, ordered, tree, lowering.defs, lowering.formats)
+
+
+def _read(sources: list[SourceFile], problems: list[Problem]) -> list[TaskContract]:
+    """The contracts the files declare; shared definitions are checked as JSON Schemas."""
+    tasks: list[TaskContract] = []
+    for source in sources:
+        if source.data is None:
+            continue
+        if isinstance(source.data, dict) and not is_task_file(source.data):
+            problems.extend(_meta_problems(source, source.data, ""))
+        else:
+            found, envelope_problems = read_tasks(source)
+            problems.extend(envelope_problems)
+            tasks.extend(found)
+    return tasks
+
+
+def _lower(tree: SchemaTree, tasks: list[TaskContract], problems: list[Problem]) -> Lowering:
+    """Each task's args schema lowered, once per task name and once it is valid JSON Schema."""
+    lowering = Lowering(tree)
+    seen: dict[str, TaskContract] = {}
+    for task in tasks:
+        if task.task in seen:
+            problems.append(
+                Problem(
+                    task.file,
+                    tree.files[task.file].line(task.pointer),
+                    join_pointer(task.pointer, "task"),
+                    f"duplicate task name {task.task!r}",
+                    f"also declared in {seen[task.task].file}; each task is declared once",
+                )
+            )
+            continue
+        seen[task.task] = task
+        lowering.reserve(task.constant, task.file, join_pointer(task.pointer, "constant"))
+        meta = _meta_problems(tree.files[task.file], task.args, task.args_pointer)
+        problems.extend(meta)
+        if not meta:
+            lowering.lower_task(task)
+    problems.extend(lowering.problems)
+    return lowering
 
 
 def _meta_problems(source: SourceFile, schema: Any, pointer: str) -> list[Problem]:

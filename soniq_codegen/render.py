@@ -6,6 +6,7 @@ import ast
 import json
 import re
 import warnings
+from importlib import resources
 from typing import Any
 
 from datamodel_code_generator import PythonVersion, generate
@@ -13,11 +14,12 @@ from datamodel_code_generator.enums import DataModelType, InputFileType, StrictT
 from datamodel_code_generator.format import Formatter
 from datamodel_code_generator.parser import LiteralType
 
-from soniq_codegen.check import ContractSet
 from soniq_codegen.contract import TaskContract
-from soniq_codegen.schema import NOT_NULL, clean_text
+from soniq_codegen.contract_set import ContractSet
+from soniq_codegen.lower import NOT_NULL
 from soniq_codegen.source import (
     HEADER,
+    clean_text,
     docstring,
     export_sort_key,
     finish_module,
@@ -25,7 +27,6 @@ from soniq_codegen.source import (
     py_str,
     verify_module,
 )
-from soniq_codegen.support import BASE_MODULE, TYPES_MODULE
 
 DIST_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*([._-][A-Za-z0-9]+)*$")
 VERSION = re.compile(r"^[0-9]+(\.[0-9]+)*((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?$")
@@ -40,6 +41,16 @@ def import_name(dist_name: str) -> str:
     return re.sub(r"[-.]", "_", dist_name).lower()
 
 
+def package_file(name: str) -> str:
+    """A module every generated package ships unchanged (``soniq_codegen/package_files``).
+
+    They are real files so that ruff and mypy check them; each already starts with the header
+    :func:`~soniq_codegen.source.finish_module` gives generated modules.
+    """
+    files = resources.files("soniq_codegen").joinpath("package_files")
+    return files.joinpath(name).read_bytes().decode("utf-8")
+
+
 def render_package(contracts: ContractSet, dist_name: str, version: str) -> dict[str, bytes]:
     """Every file of the generated project, keyed by POSIX path relative to the output dir."""
     pkg = import_name(dist_name)
@@ -47,8 +58,8 @@ def render_package(contracts: ContractSet, dist_name: str, version: str) -> dict
         "pyproject.toml": _pyproject(dist_name, pkg, version),
         "README.md": _readme(dist_name, pkg, contracts.tasks),
         f"{pkg}/__init__.py": "",
-        f"{pkg}/_base.py": BASE_MODULE,
-        f"{pkg}/_types.py": TYPES_MODULE,
+        f"{pkg}/_base.py": package_file("_base.py"),
+        f"{pkg}/_types.py": package_file("_types.py"),
         f"{pkg}/models.py": _models(contracts, pkg),
         f"{pkg}/py.typed": "",
         f"{pkg}/soniq.lock.json": _lock(contracts.tasks),

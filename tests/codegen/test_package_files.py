@@ -1,0 +1,46 @@
+"""The fixed modules every generated package ships: real files, copied unchanged."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+from codegen_helpers import REPO, SCHEMAS, cli
+
+from soniq_codegen.source import HEADER, finish_module
+
+PACKAGE_FILES = REPO / "soniq_codegen" / "package_files"
+NAMES = sorted(p.name for p in PACKAGE_FILES.glob("*.py"))
+
+
+def test_the_fixed_modules_are_the_ones_a_package_ships(tmp_path: Path) -> None:
+    assert NAMES == ["_base.py", "_types.py"]
+    out = tmp_path / "billing_tasks"
+    assert cli("build", SCHEMAS, "-o", out).exit_code == 0
+    for name in NAMES:
+        assert (out / "billing_tasks" / name).read_bytes() == (PACKAGE_FILES / name).read_bytes()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_fixed_module_carries_the_generated_header(name: str) -> None:
+    text = (PACKAGE_FILES / name).read_text("utf-8")
+    assert text.startswith(HEADER)
+    assert finish_module(text.split("\n", 2)[2]) == text
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_fixed_module_needs_only_the_standard_library_and_pydantic(name: str) -> None:
+    tree = ast.parse((PACKAGE_FILES / name).read_text("utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and node.module is not None
+            modules = [node.module]
+        else:
+            continue
+        for module in modules:
+            top = module.split(".")[0]
+            assert top in sys.stdlib_module_names or top == "pydantic", module
