@@ -1,6 +1,27 @@
-"""The ``soniq`` command line: a thin layer that parses options and calls the app."""
+"""The ``soniq`` command line: one module per command group, each a thin layer that parses
+options and calls the app.
 
-from soniq.cli import reports
-from soniq.cli.commands import main
+Exit codes: 0 success; 1 a Soniq error (printed as one line, never with a traceback or a
+password); 2 a usage error; 130 interrupted before a worker was running.
+"""
 
-__all__ = ["main", "reports"]
+import click
+
+from soniq.cli.contracts import contracts
+from soniq.cli.dead_letter import dead_letter
+from soniq.cli.jobs import cancel, jobs
+from soniq.cli.setup import setup
+from soniq.cli.status import status
+from soniq.cli.worker import worker
+
+
+@click.group()
+@click.version_option(package_name="soniq")
+def main() -> None:
+    """Soniq: background jobs stored in PostgreSQL."""
+
+
+for command in (setup, worker, status, jobs, cancel, dead_letter, contracts):
+    main.add_command(command)
+
+__all__ = ["main"]

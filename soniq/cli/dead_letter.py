@@ -1,33 +1,24 @@
-"""Commands: setup, worker, jobs show, cancel, dead-letter list|replay|purge.
-
-Exit codes: 0 success; 1 a Soniq error (printed as one line, never with a traceback or a
-password); 2 a usage error; 130 interrupted before a worker was running.
-"""
+"""``soniq dead-letter list|replay|purge``: the dead-letter queue from a shell."""
 
 from __future__ import annotations
 
 import json
-import logging
 import re
 from datetime import timedelta
 
 import click
 
-from soniq.app import Soniq
 from soniq.cli.common import (
     database_option,
     fail,
     friendly_errors,
     job_dict,
     json_option,
-    load_app,
     run,
     schema_option,
     with_app,
 )
 from soniq.dead_letter import Progress
-from soniq.job import Job
-from soniq.settings import resolve_schema
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -74,125 +65,7 @@ def _progress(verb: str) -> Progress:
     return report
 
 
-def _print_job(job: Job) -> None:
-    click.echo(f"job {job.id}  {job.task_name}  queue={job.queue}  state={job.state.value}")
-    click.echo(f"  attempts   {job.attempts}/{job.max_attempts}   priority {job.priority}")
-    click.echo(f"  enqueued   {job.enqueued_at:%Y-%m-%d %H:%M:%S%z}")
-    if job.finished_at is not None:
-        click.echo(f"  finished   {job.finished_at:%Y-%m-%d %H:%M:%S%z}")
-    click.echo(f"  args       {json.dumps(job.args)}")
-    if job.result is not None:
-        click.echo(f"  result     {json.dumps(job.result)}")
-    if job.error is not None:
-        click.echo(f"  error      [{job.error.reason}] {job.error.message}")
-
-
-@click.group()
-@click.version_option(package_name="soniq")
-def main() -> None:
-    """Soniq: background jobs stored in PostgreSQL."""
-
-
-@main.command()
-@database_option
-@schema_option
-@friendly_errors
-def setup(database_url: str | None, schema: str | None) -> None:
-    """Create or upgrade the Soniq schema (safe to run concurrently)."""
-
-    async def go(app: Soniq) -> None:
-        await app.setup()
-
-    run(lambda: with_app(database_url, schema, go))
-    click.echo(f"schema {resolve_schema(schema)} is up to date")
-
-
-@main.command()
-@click.argument("app_path", metavar="MODULE:APP")
-@click.option(
-    "--queues", "-q", default=None, help="Comma-separated queues to serve (default: all)."
-)
-@click.option("--concurrency", "-c", default=10, show_default=True, type=click.IntRange(1))
-@click.option(
-    "--lease-seconds",
-    default=30.0,
-    show_default=True,
-    type=click.FloatRange(min=0.1),
-    help="How long a claim lasts without a heartbeat before other workers take the job back.",
-)
-@click.option(
-    "--shutdown-timeout-seconds",
-    default=30.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="On SIGTERM/SIGINT, how long running jobs may finish before they are released.",
-)
-@click.option(
-    "--metrics-port",
-    default=None,
-    type=click.IntRange(0, 65535),
-    help="Serve Prometheus metrics on this port (needs soniq[metrics]).",
-)
-@click.option("--metrics-host", default="127.0.0.1", show_default=True)
-@click.option("--log-level", default="INFO", show_default=True)
-@friendly_errors
-def worker(
-    app_path: str,
-    queues: str | None,
-    concurrency: int,
-    lease_seconds: float,
-    shutdown_timeout_seconds: float,
-    metrics_port: int | None,
-    metrics_host: str,
-    log_level: str,
-) -> None:
-    """Run a worker for the Soniq app at MODULE:APP until SIGTERM or SIGINT."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    app = load_app(app_path)
-    queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
-
-    async def go() -> None:
-        try:
-            if metrics_port is not None:
-                port = app.serve_metrics(metrics_port, metrics_host)
-                logging.getLogger("soniq.worker").info(
-                    "serving metrics at http://%s:%d/metrics", metrics_host, port
-                )
-            await app.run_worker(
-                queue_list,
-                concurrency=concurrency,
-                lease=timedelta(seconds=lease_seconds),
-                shutdown_timeout=timedelta(seconds=shutdown_timeout_seconds),
-            )
-        finally:
-            await app.close()
-
-    run(go)
-
-
-@main.group()
-def jobs() -> None:
-    """Inspect jobs."""
-
-
-@jobs.command("show")
-@click.argument("job_id", type=int)
-@database_option
-@schema_option
-@json_option
-@friendly_errors
-def jobs_show(job_id: int, database_url: str | None, schema: str | None, as_json: bool) -> None:
-    """Show one job: state, attempts, args and last error."""
-    job = run(lambda: with_app(database_url, schema, lambda app: app.get_job(job_id)))
-    if as_json:
-        click.echo(json.dumps(job_dict(job), indent=2))
-    else:
-        _print_job(job)
-
-
-@main.group("dead-letter")
+@click.group("dead-letter")
 def dead_letter() -> None:
     """List, replay or purge dead-lettered jobs."""
 
@@ -309,21 +182,3 @@ def dead_letter_purge(
             lambda: with_app(database_url, schema, lambda app: app.dead_letter.purge(job_ids))
         )
     click.echo(f"purged {count} dead job(s)")
-
-
-@main.command()
-@click.argument("job_ids", nargs=-1, type=int, required=True)
-@database_option
-@schema_option
-@friendly_errors
-def cancel(job_ids: tuple[int, ...], database_url: str | None, schema: str | None) -> None:
-    """Cancel jobs: queued ones at once, running ones are asked to stop."""
-
-    async def go(app: Soniq) -> list[int]:
-        return [job_id for job_id in job_ids if await app.cancel(job_id)]
-
-    cancelled = run(lambda: with_app(database_url, schema, go))
-    click.echo(f"cancelled {len(cancelled)} job(s)")
-    missing = sorted(set(job_ids) - set(cancelled))
-    if missing:
-        fail(f"already finished (or not found): {', '.join(map(str, missing))}")

@@ -1,0 +1,70 @@
+"""``soniq status``: queues, live workers, and jobs waiting for a newer consumer."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import click
+
+from soniq.cli.common import (
+    database_option,
+    friendly_errors,
+    json_option,
+    run,
+    schema_option,
+    with_app,
+)
+from soniq.cli.output import age, table
+from soniq.status import Status
+
+
+def _print_status(status: Status) -> None:
+    table(
+        ["QUEUE", "QUEUED", "SCHEDULED", "RUNNING", "DONE/1H", "DEAD", "OLDEST WAIT"],
+        [
+            [
+                q.queue,
+                str(q.queued),
+                str(q.scheduled),
+                str(q.running),
+                str(q.done_last_hour),
+                str(q.dead),
+                age(q.oldest_wait_seconds),
+            ]
+            for q in status.queues
+        ],
+    )
+    click.echo()
+    table(
+        ["WORKER", "QUEUES", "CONCURRENCY", "HEARTBEAT AGE"],
+        [
+            [
+                w.id,
+                ",".join(w.queues) if w.queues else "(all)",
+                str(w.concurrency),
+                age(w.heartbeat_age_seconds),
+            ]
+            for w in status.workers
+        ],
+    )
+    for waiting in status.waiting_for_newer_consumer:
+        click.echo(
+            f"\n{waiting.count} job(s) of {waiting.task_name} v{waiting.contract_version} wait "
+            "for a newer consumer: no live worker runs that contract version yet"
+        )
+
+
+@click.command()
+@database_option
+@schema_option
+@json_option
+@friendly_errors
+def status(database_url: str | None, schema: str | None, as_json: bool) -> None:
+    """Queues (queued, scheduled, running, done in the last hour, dead, oldest wait),
+    live workers with heartbeat age, and jobs waiting for a newer consumer."""
+    result = run(lambda: with_app(database_url, schema, lambda app: app.status()))
+    if as_json:
+        click.echo(json.dumps(asdict(result), indent=2, default=str))
+    else:
+        _print_status(result)
