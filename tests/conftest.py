@@ -9,18 +9,15 @@ test gets its own schema, dropped afterwards.
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
+from datetime import timedelta
 
 import asyncpg
 import pytest
 
 from soniq import Soniq
-
-REPO = Path(__file__).resolve().parent.parent
-
+from tests.helpers import REPO
 
 # The plugin Soniq ships for its users provides the database and the per-test schema.
 pytest_plugins = ["soniq.pytest_plugin"]
@@ -37,23 +34,9 @@ def schema(soniq_schema: str) -> str:
     return soniq_schema
 
 
-def new_schema_name() -> str:
-    return f"t_{secrets.token_hex(6)}"
-
-
-async def drop_schema(database_url: str, schema: str) -> None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 async def app(database_url: str, schema: str) -> AsyncIterator[Soniq]:
     """A Soniq app on its own, already set-up schema, with fast retries for tests."""
-    from datetime import timedelta
-
     soniq = Soniq(
         database_url,
         schema=schema,

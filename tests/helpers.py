@@ -1,14 +1,34 @@
-"""Small helpers for tests: waiting on database state instead of sleeping blindly."""
+"""Helpers the tests share: the repository root, scratch schemas, and waiting on database
+state instead of sleeping blindly."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
+
 T = TypeVar("T")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def new_schema_name() -> str:
+    return f"t_{secrets.token_hex(6)}"
+
+
+async def drop_schema(database_url: str, schema: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
+        await conn.close()
 
 
 async def wait_until(
@@ -60,7 +80,5 @@ async def wait_state(
 
 def start_worker(app: Any, *, poll: float = 0.05, **kwargs: Any) -> asyncio.Task[None]:
     """Run ``app.run_worker`` as a task with a short poll interval (tests only)."""
-    from datetime import timedelta
-
     kwargs.setdefault("poll_interval", timedelta(seconds=poll))
     return asyncio.create_task(app.run_worker(**kwargs))

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO
+
 SONIQ_SCENARIOS = {
     "enqueue_single",
     "enqueue_bulk",

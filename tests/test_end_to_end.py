@@ -13,8 +13,7 @@ import asyncpg
 import pytest
 
 from soniq import Soniq
-from tests.conftest import REPO
-from tests.helpers import wait_until
+from tests.helpers import REPO, wait_until
 
 
 @pytest.fixture

@@ -4,11 +4,11 @@ module's private names."""
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO
+
 PACKAGES = ["soniq", "soniq_codegen"]
 
 

@@ -12,8 +12,14 @@ import pytest
 
 from soniq import MigrationError, SchemaNotReadyError, Soniq
 from soniq.db.migrate import load_migrations, migrate
-from tests.conftest import drop_schema, new_schema_name
-from tests.helpers import count_jobs, start_worker, stop_worker, wait_state
+from tests.helpers import (
+    count_jobs,
+    drop_schema,
+    new_schema_name,
+    start_worker,
+    stop_worker,
+    wait_state,
+)
 
 
 def _shipped() -> list[tuple[int, str, str]]:

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from soniq import InvalidNameError, Soniq, SoniqError
-from tests.conftest import drop_schema, new_schema_name
+from tests.helpers import drop_schema, new_schema_name
 
 MAX_ARGS_BYTES = 4096  # small, so that the size limit is hit often
 
