@@ -19,7 +19,6 @@ from soniq.contracts import ContractsReport, check_waiting_jobs
 from soniq.db.connection import Database
 from soniq.db.jobs import JobStore
 from soniq.db.migrate import check_current, migrate
-from soniq.db.workers import WorkerStore
 from soniq.dead_letter import DeadLetterQueue
 from soniq.enqueue import Enqueuer
 from soniq.errors import ConfigurationError, JobNotFoundError
@@ -58,7 +57,9 @@ class Soniq(Registration):
     until the first operation, but every option is checked at once (into ``app.settings``):
     the URL (else ``SONIQ_DATABASE_URL``; ``"embedded"`` runs a local server), the schema
     (else ``SONIQ_SCHEMA``, else ``soniq``), retries and their backoff, the largest args,
-    how long done (and, if set, dead) jobs are kept, and the pool size.
+    how long done (and, if set, dead) jobs are kept, the pool size, and for a URL through
+    PgBouncer in transaction mode ``transaction_pooling=True`` with a direct ``listen_url``
+    (without one, workers and ``get_result`` poll; see docs/deployment.md).
     """
 
     def __init__(
@@ -73,6 +74,8 @@ class Soniq(Registration):
         done_retention: timedelta = timedelta(days=7),
         dead_retention: timedelta | None = None,
         pool_size: int = 10,
+        listen_url: str | None = None,
+        transaction_pooling: bool = False,
     ) -> None:
         self.settings = Settings(
             resolve_database_url(database_url),
@@ -84,9 +87,11 @@ class Soniq(Registration):
             done_retention=done_retention,
             dead_retention=dead_retention,
             pool_size=pool_size,
+            listen_url=listen_url,
+            transaction_pooling=transaction_pooling,
         )
         self.schema = self.settings.schema
-        self._database = Database(self.settings.database_url, self.schema, pool_size=pool_size)
+        self._database = Database(self.settings)
         self._store = JobStore(self.schema)
         self._registry = Registry()
         self._retry_policy = RetryPolicy(retry_backoff, retry_backoff_max)
@@ -248,15 +253,7 @@ class Soniq(Registration):
 
     async def status(self) -> Status:
         """Per-queue counts, live workers, and jobs waiting for a newer consumer."""
-
-        async def read(db: asyncpg.Connection) -> Status:
-            return Status(
-                queues=await self._store.reads.queue_stats(db),
-                workers=await WorkerStore(self.schema).live(db),
-                waiting_for_newer_consumer=await self._store.reads.waiting_for_newer_consumer(db),
-            )
-
-        return await self._database.run(read)
+        return await self._database.run(self._store.reads.status)
 
     async def check_contracts(self, refs: Iterable[TaskRef[Any]] | None = None) -> ContractsReport:
         """Test every queued, scheduled and dead job of these tasks (default: the tasks this

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from soniq.checks import duration, whole_number
-from soniq.db.connection import EMBEDDED, redact
 from soniq.errors import ConfigurationError
 from soniq.names import check_queue_name, check_schema_name
+from soniq.urls import EMBEDDED, without_password
 
 DATABASE_URL_ENV = "SONIQ_DATABASE_URL"
 SCHEMA_ENV = "SONIQ_SCHEMA"
@@ -29,7 +29,7 @@ def resolve_database_url(database_url: str | None) -> str:
         )
     if url != EMBEDDED and not url.startswith(("postgresql://", "postgres://")):
         raise ConfigurationError(
-            f"database URL {redact(url)!r} is not a PostgreSQL URL: it must start with "
+            f"database URL {without_password(url)!r} is not a PostgreSQL URL: it must start with "
             "'postgresql://' (or be the word 'embedded')"
         )
     return url
@@ -64,9 +64,20 @@ class Settings:
     done_retention: timedelta = timedelta(days=7)
     dead_retention: timedelta | None = None  # None: dead letters stay until purged
     pool_size: int = 10
+    # A direct URL for LISTEN when database_url goes through a transaction-mode pooler.
+    listen_url: str | None = None
+    # database_url reaches PostgreSQL through a pooler in transaction mode (PgBouncer):
+    # no prepared-statement cache, and LISTEN only through listen_url (else polling).
+    transaction_pooling: bool = False
 
     def __post_init__(self) -> None:
         resolve_database_url(self.database_url)
+        if self.listen_url is not None:
+            if self.listen_url == EMBEDDED:
+                raise ConfigurationError("listen_url must be a postgresql:// URL")
+            resolve_database_url(self.listen_url)
+        if not isinstance(self.transaction_pooling, bool):
+            raise ConfigurationError("transaction_pooling must be True or False")
         check_schema_name(self.schema)
         whole_number(self.default_retries, "default_retries", minimum=0)
         duration(self.retry_backoff, "retry_backoff")

@@ -150,3 +150,29 @@ class TcpProxy:
         userinfo, _, _ = parts.netloc.rpartition("@")
         netloc = f"{userinfo}@127.0.0.1:{self.port}" if userinfo else f"127.0.0.1:{self.port}"
         return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def assert_each_job_done_once(
+    db: asyncpg.Connection, schema: str, side_effects: str, jobs: int
+) -> int:
+    """Every job is done exactly once and ran at least once, and no job ran more often than
+    it was claimed (a second run needs a second claim, which only a lease that ran out
+    allows). Returns how many jobs ran more than once."""
+    states = await db.fetch(f"SELECT state, count(*) AS n FROM {schema}.jobs GROUP BY state")
+    assert {r["state"]: r["n"] for r in states} == {"done": jobs}
+    stats = await db.fetchrow(
+        f"""WITH runs AS (
+                -- a run is a 'start' row; handlers that record only their end, an 'end' row
+                SELECT job_id, greatest(count(*) FILTER (WHERE phase = 'start'),
+                                        count(*) FILTER (WHERE phase = 'end')) AS n
+                FROM {side_effects} GROUP BY job_id)
+            SELECT count(*) AS jobs_run,
+                   count(*) FILTER (WHERE runs.n > j.attempts) AS ran_more_than_claimed,
+                   count(*) FILTER (WHERE runs.n > 1) AS ran_twice_or_more,
+                   count(*) FILTER (WHERE j.id IS NULL) AS unknown_jobs
+            FROM runs LEFT JOIN {schema}.jobs j ON j.id = runs.job_id"""
+    )
+    assert stats["jobs_run"] == jobs, "every job's body ran"
+    assert stats["unknown_jobs"] == 0
+    assert stats["ran_more_than_claimed"] == 0, "one run per claim at most"
+    return int(stats["ran_twice_or_more"])

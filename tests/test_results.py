@@ -1,4 +1,5 @@
-"""Job results: stored as JSON by the worker, awaited with get_result (LISTEN, not polling)."""
+"""Job results: stored as JSON by the worker, awaited with get_result (LISTEN, and a re-read
+of the row every second whatever happens to that connection)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from soniq import JobFailedError, JobNotFoundError, ResultTimeoutError, Soniq
-from tests.helpers import job_row, start_worker, stop_worker, wait_state
+from tests.helpers import job_row, start_worker, stop_worker, wait_state, wait_until
 
 
 class Total(BaseModel):
@@ -163,4 +164,40 @@ async def test_get_result_is_woken_by_the_notification_not_by_polling(
         # the completer writes at once and the NOTIFY arrives at commit
         assert time.monotonic() - started < 2
     finally:
+        await stop_worker(worker)
+
+
+async def test_get_result_sees_the_job_finish_after_its_listen_connection_was_killed(
+    app: Soniq, db: asyncpg.Connection, schema: str
+) -> None:
+    release = asyncio.Event()
+
+    @app.job(name="slow.finish")
+    async def slow() -> str:
+        await release.wait()
+        return "finished"
+
+    job_id = await app.enqueue("slow.finish")
+    worker = start_worker(app)
+    waiter = asyncio.create_task(app.get_result(job_id, timeout=60))
+    listening = (
+        "SELECT pid, backend_start FROM pg_stat_activity "
+        f"WHERE query = 'LISTEN \"{schema}.results\"' AND pid <> pg_backend_pid()"
+    )
+    try:
+        killed = await wait_until(lambda: db.fetchrow(listening))
+        await db.execute("SELECT pg_terminate_backend($1)", killed["pid"])
+        # It listens again, on a new connection...
+        await wait_until(
+            lambda: db.fetchval(
+                f"SELECT count(*) FROM ({listening}) AS l WHERE l.backend_start > $1",
+                killed["backend_start"],
+            )
+        )
+        release.set()
+        # ...and, notified or not, reads the row again: the result, not a timeout.
+        assert await waiter == "finished"
+    finally:
+        release.set()
+        waiter.cancel()
         await stop_worker(worker)

@@ -15,9 +15,9 @@ import asyncpg
 import click
 
 from soniq.app import Soniq
-from soniq.db.connection import redact
 from soniq.errors import ConfigurationError, SoniqError
 from soniq.job import Job
+from soniq.urls import redact
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -18,8 +17,8 @@ from soniq.errors import (
     SchemaNotReadyError,
     SoniqError,
 )
-
-EMBEDDED = "embedded"
+from soniq.settings import Settings
+from soniq.urls import EMBEDDED, redact, without_password
 
 T = TypeVar("T")
 
@@ -40,20 +39,11 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InternalClientError,
 )
 
-_PASSWORD_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://[^:/@\s]*):[^@\s]*@", re.I)
-_PASSWORD_PARAM = re.compile(r"(?P<key>password=)[^&\s]*", re.I)
-
-
-def redact(text: str) -> str:
-    """Hide any password written in a URL (``user:secret@`` or ``password=secret``)."""
-    text = _PASSWORD_IN_URL.sub(r"\g<scheme>:***@", text)
-    return _PASSWORD_PARAM.sub(r"\g<key>***", text)
-
 
 def describe_connection_error(url: str, exc: BaseException) -> str:
     """One line saying which database could not be reached and why, without the password."""
-    detail = redact(str(exc)) or type(exc).__name__
-    return f"cannot reach PostgreSQL at {redact(url)}: {detail}"
+    detail = redact(str(exc), url) or type(exc).__name__
+    return f"cannot reach PostgreSQL at {without_password(url)}: {detail}"
 
 
 @contextmanager
@@ -65,16 +55,16 @@ def translate_errors(url: str, schema: str) -> Iterator[None]:
         raise
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
         raise SchemaNotReadyError(
-            f"the Soniq schema {schema!r} is missing or incomplete in {redact(url)}: "
+            f"the Soniq schema {schema!r} is missing or incomplete in {without_password(url)}: "
             "run `soniq setup` or `await app.setup()` first"
         ) from exc
     except asyncpg.InvalidCatalogNameError as exc:
         raise ConfigurationError(
-            f"{redact(str(exc))}: create the database or fix the URL {redact(url)}"
+            f"{redact(str(exc), url)}: create the database or fix the URL {without_password(url)}"
         ) from exc
     except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
         raise ConfigurationError(
-            f"PostgreSQL refused the login for {redact(url)}: {redact(str(exc))}"
+            f"PostgreSQL refused the login for {without_password(url)}: {redact(str(exc), url)}"
         ) from exc
     except CONNECTION_ERRORS as exc:
         raise DatabaseUnavailableError(describe_connection_error(url, exc)) from exc
@@ -87,8 +77,15 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     users through ``Soniq.connection()`` get the full reset there."""
 
 
-async def create_pool(url: str, schema: str, *, max_size: int) -> asyncpg.Pool:
-    """Open a pool, failing fast with a clear error when the server cannot be reached."""
+async def create_pool(
+    url: str, schema: str, *, max_size: int, transaction_pooling: bool
+) -> asyncpg.Pool:
+    """Open a pool, failing fast with a clear error when the server cannot be reached.
+
+    Behind a pooler in transaction mode (PgBouncer before 1.21, or without
+    ``max_prepared_statements``) consecutive statements may reach different server
+    sessions, so asyncpg's cache of named prepared statements is turned off.
+    """
     with translate_errors(url, schema):
         try:
             pool = await asyncpg.create_pool(
@@ -98,21 +95,14 @@ async def create_pool(url: str, schema: str, *, max_size: int) -> asyncpg.Pool:
                 timeout=10,
                 server_settings={"application_name": "soniq"},
                 reset=_keep_session,
+                statement_cache_size=0 if transaction_pooling else 100,
             )
         except ValueError as exc:  # asyncpg's complaint about a malformed DSN
             raise ConfigurationError(
-                f"invalid database URL {redact(url)!r}: {redact(str(exc))}"
+                f"invalid database URL {without_password(url)!r}: {redact(str(exc), url)}"
             ) from exc
     assert pool is not None
     return pool
-
-
-async def connect(url: str, schema: str) -> asyncpg.Connection:
-    """One dedicated connection (the worker's LISTEN connection), errors translated."""
-    with translate_errors(url, schema):
-        return await asyncpg.connect(
-            url, timeout=10, server_settings={"application_name": "soniq-listener"}
-        )
 
 
 @contextlib.asynccontextmanager
@@ -138,10 +128,12 @@ class Database:
     """One app's way to PostgreSQL: a pool opened on first use (starting the embedded server
     first when the URL is ``embedded``), dedicated connections, and error translation."""
 
-    def __init__(self, url: str, schema: str, *, pool_size: int) -> None:
-        self.url = url  # after the embedded server starts: that server's URL
-        self.schema = schema
-        self._pool_size = pool_size
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.database_url  # after the embedded server starts: that server's URL
+        self.schema = settings.schema
+        self._pool_size = settings.pool_size
+        self._listen_url = settings.listen_url
+        self._transaction_pooling = settings.transaction_pooling
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
 
@@ -155,7 +147,12 @@ class Database:
                     from soniq import embedded
 
                     self.url = await asyncio.to_thread(embedded.start)
-                self._pool = await create_pool(self.url, self.schema, max_size=self._pool_size)
+                self._pool = await create_pool(
+                    self.url,
+                    self.schema,
+                    max_size=self._pool_size,
+                    transaction_pooling=self._transaction_pooling,
+                )
         return self._pool
 
     async def run(self, operation: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
@@ -169,10 +166,21 @@ class Database:
         """A block in which driver errors become the matching :class:`SoniqError`."""
         return translate_errors(self.url, self.schema)
 
-    async def connect(self) -> asyncpg.Connection:
-        """A dedicated connection outside the pool (for LISTEN), errors translated."""
+    @property
+    def can_listen(self) -> bool:
+        """Whether LISTEN works: a session of its own on the server. Through a pooler in
+        transaction mode it needs a direct ``listen_url``; without one, Soniq polls."""
+        return self._listen_url is not None or not self._transaction_pooling
+
+    async def listen(self) -> asyncpg.Connection:
+        """A dedicated connection outside the pool, for LISTEN (to ``listen_url`` when one
+        is set), errors translated."""
         await self.pool()  # the embedded server, if any, must be up to know its URL
-        return await connect(self.url, self.schema)
+        url = self._listen_url or self.url
+        with translate_errors(url, self.schema):
+            return await asyncpg.connect(
+                url, timeout=10, server_settings={"application_name": "soniq-listener"}
+            )
 
     @contextlib.asynccontextmanager
     async def lend(self) -> AsyncIterator[asyncpg.Connection]:

@@ -52,7 +52,7 @@ class Notifier(Service):
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await self._database.connect()
+                conn = await self._database.listen()
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(self._cancel_channel, self._on_cancel_notify)

@@ -92,14 +92,6 @@ class Worker:
             store, pool, on_written=self._on_written, on_unrecorded=self._on_unrecorded
         )
         self._services: list[Service] = [
-            Notifier(
-                database,
-                store.channel,
-                queues=config.queues,
-                wake=self._wake.set,
-                cancel_channel=store.cancel_channel,
-                on_cancel=self.cancel_job,
-            ),
             Maintenance(
                 pool,
                 store,
@@ -120,6 +112,16 @@ class Worker:
         ]
         if schedules:
             self._services.append(Scheduler(PeriodicStore(store.schema), store, pool, schedules))
+        if database.can_listen:
+            notifier = Notifier(
+                database,
+                store.channel,
+                queues=config.queues,
+                wake=self._wake.set,
+                cancel_channel=store.cancel_channel,
+                on_cancel=self.cancel_job,
+            )
+            self._services.append(notifier)
 
     def stop(self) -> None:
         """Stop claiming; :meth:`run` then lets running jobs finish (up to the shutdown
@@ -153,11 +155,15 @@ class Worker:
         """Claim and run jobs until :meth:`stop`, a signal, or cancellation; see
         :meth:`soniq.Soniq.run_worker` for how running jobs end."""
         logger.info(
-            "worker %s started: queues=%s concurrency=%d tasks=%s",
+            "worker %s started: queues=%s concurrency=%d tasks=%s%s",
             self.id,
             ",".join(self._config.queues) if self._config.queues else "(all)",
             self._config.concurrency,
             ",".join(self._registry.names()) or "(none)",
+            ""
+            if self._database.can_listen
+            else "; no LISTEN (transaction pooling without "
+            f"listen_url): polling every {self._config.poll_interval.total_seconds():g}s",
         )
         for service in [*self._services, self._completer]:
             service.start()

@@ -9,6 +9,8 @@ process, each job body ran:
 
 The side-effect pool connects to ``FAULT_SIDE_EFFECTS_URL`` when set (so a test can cut
 Soniq's own connections without touching the handler's), else to ``SONIQ_DATABASE_URL``.
+``FAULT_TRANSACTION_POOLING=1`` and ``FAULT_LISTEN_URL`` configure the app for a URL that
+goes through PgBouncer.
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ import asyncpg
 
 from soniq import JobContext, Soniq
 
-app = Soniq()
+# Tests that run workers through PgBouncer set these (see tests/test_pgbouncer.py).
+app = Soniq(
+    transaction_pooling=os.environ.get("FAULT_TRANSACTION_POOLING") == "1",
+    listen_url=os.environ.get("FAULT_LISTEN_URL"),
+)
 _schema = app.schema
 _pool: asyncpg.Pool | None = None
 _pool_lock = asyncio.Lock()

@@ -22,7 +22,13 @@ import asyncpg
 import pytest
 
 from soniq import DatabaseUnavailableError, Soniq
-from tests.fault_support import TcpProxy, Workers, client_ports, soniq_backends
+from tests.fault_support import (
+    TcpProxy,
+    Workers,
+    assert_each_job_done_once,
+    client_ports,
+    soniq_backends,
+)
 from tests.helpers import wait_until
 from tests.processes import WorkerProcess
 
@@ -36,32 +42,6 @@ RECONNECTED = "reconnected to PostgreSQL; listening again"
 
 async def _done(db: asyncpg.Connection, schema: str) -> int:
     return int(await db.fetchval(f"SELECT count(*) FROM {schema}.jobs WHERE state = 'done'"))
-
-
-async def _assert_each_job_done_once(
-    db: asyncpg.Connection, schema: str, side_effects: str, jobs: int
-) -> int:
-    """Every job is done exactly once and ran at least once, and no job ran more often than
-    it was claimed (a second run needs a second claim, which only a lease that ran out
-    allows). Returns how many jobs ran more than once."""
-    states = await db.fetch(f"SELECT state, count(*) AS n FROM {schema}.jobs GROUP BY state")
-    assert {r["state"]: r["n"] for r in states} == {"done": jobs}
-    stats = await db.fetchrow(
-        f"""WITH runs AS (
-                -- a run is a 'start' row; handlers that record only their end, an 'end' row
-                SELECT job_id, greatest(count(*) FILTER (WHERE phase = 'start'),
-                                        count(*) FILTER (WHERE phase = 'end')) AS n
-                FROM {side_effects} GROUP BY job_id)
-            SELECT count(*) AS jobs_run,
-                   count(*) FILTER (WHERE runs.n > j.attempts) AS ran_more_than_claimed,
-                   count(*) FILTER (WHERE runs.n > 1) AS ran_twice_or_more,
-                   count(*) FILTER (WHERE j.id IS NULL) AS unknown_jobs
-            FROM runs LEFT JOIN {schema}.jobs j ON j.id = runs.job_id"""
-    )
-    assert stats["jobs_run"] == jobs, "every job's body ran"
-    assert stats["unknown_jobs"] == 0
-    assert stats["ran_more_than_claimed"] == 0, "one run per claim at most"
-    return int(stats["ran_twice_or_more"])
 
 
 async def _connected(db: asyncpg.Connection, pids: list[int], since: datetime | None) -> bool:
@@ -110,7 +90,7 @@ async def test_workers_survive_repeated_backend_termination_while_draining_10000
     await wait_until(lambda: _at_least(db, schema, JOBS), timeout=90, interval=0.1)
 
     # Primary facts, from the database: each job done once, extra runs only after re-claims.
-    reran = await _assert_each_job_done_once(db, schema, side_effects, JOBS)
+    reran = await assert_each_job_done_once(db, schema, side_effects, JOBS)
     # A re-run needs a lease to run out, which a cut connection alone should not cause; in
     # any case only jobs in flight at the moment of a cut can be affected.
     assert reran <= len(KILL_AT) * WORKERS * CONCURRENCY
@@ -191,7 +171,7 @@ async def test_workers_ride_out_a_database_outage_and_enqueue_fails_clearly_mean
     finally:
         await producer.close()
 
-    reran = await _assert_each_job_done_once(db, schema, side_effects, jobs + 2)
+    reran = await assert_each_job_done_once(db, schema, side_effects, jobs + 2)
     # Only jobs in flight when the database went away can have run twice.
     assert reran <= 2 * 20
     codes = [await asyncio.to_thread(_stop, w) for w in procs]

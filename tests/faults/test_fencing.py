@@ -15,7 +15,9 @@ from tests.fault_support import Workers, worker_pid_of
 from tests.helpers import wait_until
 
 LEASE = "1"
-JOB_SECONDS = 3.0
+# Long enough that the second run is still going when the first worker, thawed, has tried
+# to write its outcome, however slow the machine is.
+JOB_SECONDS = 8.0
 DISCARDED = "discarded, this worker no longer owns the job"
 
 

@@ -9,9 +9,9 @@ from datetime import timedelta
 import asyncpg
 
 from soniq.db.sql import Queryable, Statement, Statements
-from soniq.db.workers import LIVE_WORKER
+from soniq.db.workers import LIVE_WORKER, WorkerStore
 from soniq.job import Job, JobError, JobState
-from soniq.status import QueueStats, VersionCount, WaitingJob
+from soniq.status import QueueStats, Status, VersionCount, WaitingJob
 
 _JOB_COLUMNS = """id, task_name, queue, args, state, priority, attempts, max_attempts,
     scheduled_at, enqueued_at, started_at, finished_at, error_reason, error_message,
@@ -170,6 +170,14 @@ class JobReads(Statements):
         GROUP BY queue
         ORDER BY queue"""
     )
+
+    async def status(self, db: Queryable) -> Status:
+        """What ``soniq status`` shows (see :class:`~soniq.Status`)."""
+        return Status(
+            queues=await self.queue_stats(db),
+            workers=await WorkerStore(self.schema).live(db),
+            waiting_for_newer_consumer=await self.waiting_for_newer_consumer(db),
+        )
 
     async def queue_stats(self, db: Queryable) -> list[QueueStats]:
         """Per queue: jobs by state, done in the last hour, and the oldest due job's wait."""
