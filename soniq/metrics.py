@@ -48,6 +48,13 @@ class Metrics:
         self._retried = prom.Counter(
             "soniq_jobs_retried", "Failed attempts queued to retry.", ["task", "queue"], registry=r
         )
+        self._fenced = prom.Counter(
+            "soniq_outcomes_fenced",
+            "Outcomes discarded because the worker no longer owned the job (its lease ran "
+            "out and another worker took the job over).",
+            ["task", "queue"],
+            registry=r,
+        )
         self._dead = prom.Counter(
             "soniq_jobs_dead_lettered",
             "Jobs moved to the dead-letter queue.",
@@ -65,6 +72,9 @@ class Metrics:
         )
         # Label children per task and queue, so a job costs dict lookups, not label parsing.
         self._children: dict[tuple[str, str], tuple[Any, ...]] = {}
+        # Task and queue of each outcome not yet written: counted once the write says
+        # whether the worker still owned the job.
+        self._unwritten: dict[int, tuple[str, str]] = {}
         self._server: WSGIServer | None = None
 
     def serve(self, port: int, host: str) -> int:
@@ -105,15 +115,31 @@ class Metrics:
         wait.observe(job.queue_wait)
 
     def finished(self, job: ClaimedJob, outcome: Outcome, run_seconds: float) -> None:
-        _, succeeded, retried, run, _ = self._for(job.task_name, job.queue)
-        run.observe(run_seconds)
+        """An attempt ended (its outcome is counted by :meth:`written`)."""
+        self._for(job.task_name, job.queue)[3].observe(run_seconds)
+        self._unwritten[outcome.job_id] = (job.task_name, job.queue)
+
+    def written(self, outcome: Outcome, owned: bool) -> None:
+        """The outcome was written (``owned``) or discarded by fencing."""
+        labels = self._unwritten.pop(outcome.job_id, None)
+        if labels is None:
+            return
+        task, queue = labels
+        if not owned:
+            self._fenced.labels(task, queue).inc()
+            return
+        _, succeeded, retried, _, _ = self._for(task, queue)
         if outcome.state == "done":
             succeeded.inc()
             return
         reason = outcome.error.reason if outcome.error is not None else ""
         if outcome.state == "queued":
-            self._failed.labels(job.task_name, job.queue, reason).inc()
+            self._failed.labels(task, queue, reason).inc()
             retried.inc()
         elif outcome.state == "dead":
-            self._failed.labels(job.task_name, job.queue, reason).inc()
-            self._dead.labels(job.task_name, job.queue, reason).inc()
+            self._failed.labels(task, queue, reason).inc()
+            self._dead.labels(task, queue, reason).inc()
+
+    def unwritten(self, outcome: Outcome) -> None:
+        """The outcome could not be written at all (the rescuer will retry the job)."""
+        self._unwritten.pop(outcome.job_id, None)

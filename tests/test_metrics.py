@@ -136,3 +136,36 @@ async def test_cli_worker_serves_metrics(
         assert sample(m, dead_lettered, **labels) == 1
     finally:
         assert stop_all([worker]) == [0]
+
+
+async def test_an_outcome_discarded_by_fencing_is_counted_as_fenced_not_as_succeeded(
+    app: Soniq, db: asyncpg.Connection, schema: str
+) -> None:
+    port = app.serve_metrics(0)
+    release = asyncio.Event()
+
+    @app.job(name="m.slow")
+    async def slow() -> None:
+        await release.wait()
+
+    job_id = await app.enqueue("m.slow")
+    worker = start_worker(app)
+    try:
+        await wait_state(db, schema, job_id, "running")
+        # As if the lease had run out and another worker had claimed the job meanwhile.
+        await db.execute(
+            f"UPDATE {schema}.jobs SET claim_token = gen_random_uuid() WHERE id = $1", job_id
+        )
+        release.set()
+        await wait_until(lambda: _fenced_count(port), timeout=20)  # the discarded write is reported
+    finally:
+        await stop_worker(worker)
+    samples = await scrape(port)
+    labels = {"task": "m.slow", "queue": "default"}
+    assert sample(samples, "soniq_outcomes_fenced_total", **labels) == 1
+    assert sample(samples, "soniq_jobs_succeeded_total", **labels) == 0
+    assert await db.fetchval(f"SELECT state FROM {schema}.jobs WHERE id = $1", job_id) == "running"
+
+
+async def _fenced_count(port: int) -> float:
+    return sample(await scrape(port), "soniq_outcomes_fenced_total", task="m.slow", queue="default")

@@ -201,3 +201,24 @@ async def test_get_result_sees_the_job_finish_after_its_listen_connection_was_ki
         release.set()
         waiter.cancel()
         await stop_worker(worker)
+
+
+async def test_a_result_nested_too_deep_for_json_is_an_invalid_result_at_once(
+    app: Soniq, db: asyncpg.Connection, schema: str
+) -> None:
+    @app.job(name="deep.result", retries=3)
+    async def deep() -> list[object]:
+        value: list[object] = []
+        for _ in range(100_000):
+            value = [value]
+        return value
+
+    job_id = await app.enqueue("deep.result")
+    worker = start_worker(app)
+    try:
+        row = await wait_state(db, schema, job_id, "dead")
+    finally:
+        await stop_worker(worker)
+    assert row["error_reason"] == "invalid result"
+    assert row["attempts"] == 1, "not retried: it would return the same value again"
+    assert "not JSON" in row["error_message"]

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from soniq import tracing
 from soniq.job import ClaimedJob, JobContext, JobError, Outcome
 from soniq.registry import CallNext, JobSpec, Middleware, Registry, Upcaster
+from soniq.worker.threads import Contained
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,20 @@ def _failed(job: ClaimedJob, policy: RetryPolicy, reason: str, message: str) -> 
         f"attempt {job.attempts} of {job.max_attempts}, no retries left: {message}",
         detail,
     )
+
+
+def _raised(job: ClaimedJob, policy: RetryPolicy, exc: BaseException) -> Outcome:
+    """The failed attempt of a handler (or middleware) that raised ``exc``. Exceptions that
+    are not ``Exception`` (``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit``, a
+    custom ``BaseException``) are contained the same way: a handler must not be able to end
+    the worker process or leave its job running."""
+    if isinstance(exc, Contained):
+        exc = exc.raised
+    tracing.record_exception(exc)
+    message = _describe(exc)
+    if not isinstance(exc, Exception):
+        message += " (not an Exception: contained as a failed attempt)"
+    return _failed(job, policy, "exception", message)
 
 
 def _describe(exc: BaseException) -> str:
@@ -92,7 +107,7 @@ def _upcast(
             )
         try:
             args = upcaster(args)
-        except Exception as exc:
+        except BaseException as exc:  # contained, as a handler's would be
             return _dead(
                 job,
                 "upcaster failed",
@@ -160,7 +175,7 @@ def _result(job: ClaimedJob, spec: JobSpec, value: Any) -> Outcome:
             f"the handler's return value fails {spec.result_model.__name__}: {_fields(errors)}",
             errors,
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         return _dead(
             job, "invalid result", f"the handler's return value is not JSON: {_describe(exc)}"
         )
@@ -258,9 +273,8 @@ async def _run_attempt(
             if _cancelled_from_outside():
                 raise
             return _failed(job, policy, "exception", "handler raised CancelledError")
-        except Exception as exc:
-            tracing.record_exception(exc)
-            return _failed(job, policy, "exception", _describe(exc))
+        except BaseException as exc:
+            return _raised(job, policy, exc)
         return _result(job, spec, value)
     return await _run_with_timeout(job, spec, policy, call, spec.timeout.total_seconds())
 
@@ -272,7 +286,7 @@ async def _run_with_timeout(
     call: Callable[[], Awaitable[Any]],
     timeout: float,
 ) -> Outcome:
-    task = asyncio.ensure_future(call())
+    task = asyncio.ensure_future(_contained(call))
     try:
         done, _ = await asyncio.wait({task}, timeout=timeout)
     except asyncio.CancelledError:
@@ -287,10 +301,16 @@ async def _run_with_timeout(
         value = task.result()
     except asyncio.CancelledError:
         return _failed(job, policy, "exception", "handler was cancelled")
-    except Exception as exc:
-        tracing.record_exception(exc)
-        return _failed(job, policy, "exception", _describe(exc))
+    except BaseException as exc:
+        return _raised(job, policy, exc)
     return _result(job, spec, value)
+
+
+async def _contained(call: Callable[[], Awaitable[Any]]) -> Any:
+    try:
+        return await call()
+    except (KeyboardInterrupt, SystemExit) as exc:
+        raise Contained(exc) from exc
 
 
 async def run_claimed(

@@ -12,6 +12,18 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+class Contained(Exception):
+    """Carries a handler's ``BaseException`` that is not an ``Exception`` (``SystemExit``,
+    ``KeyboardInterrupt``, ``GeneratorExit``, a custom one) to where its attempt is
+    recorded as failed. Raised as themselves, ``KeyboardInterrupt`` and ``SystemExit`` from
+    a task end the event loop, and a ``GeneratorExit`` from a thread's future escapes the
+    coroutine that catches it (CPython 3.11)."""
+
+    def __init__(self, raised: BaseException) -> None:
+        super().__init__(repr(raised))
+        self.raised = raised
+
+
 class HandlerThreads(Executor):
     """Runs each call of a blocking (sync) handler on a daemon thread of its own.
 
@@ -35,8 +47,10 @@ class HandlerThreads(Executor):
                 return
             try:
                 result = fn(*args, **kwargs)
-            except BaseException as exc:
+            except Exception as exc:
                 future.set_exception(exc)
+            except BaseException as exc:
+                future.set_exception(Contained(exc))
             else:
                 future.set_result(result)
 

@@ -274,6 +274,8 @@ class Worker:
     def _on_written(self, outcomes: list[Outcome], owned: set[int]) -> None:
         for outcome in outcomes:
             self._owned.pop(outcome.job_id, None)
+            if self._metrics is not None:
+                self._metrics.written(outcome, outcome.job_id in owned)
             if outcome.job_id not in owned:
                 logger.warning(
                     "job %d: outcome %r discarded, this worker no longer owns the job (its "
@@ -285,6 +287,8 @@ class Worker:
 
     def _on_unrecorded(self, outcome: Outcome) -> None:
         self._owned.pop(outcome.job_id, None)  # let the lease run out: the rescuer retries
+        if self._metrics is not None:
+            self._metrics.unwritten(outcome)
 
     async def _finish_running(self, grace: float) -> None:
         """Let running jobs finish for up to ``grace`` seconds, cancel the rest, and give

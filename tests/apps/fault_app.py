@@ -108,3 +108,36 @@ def sleep_sync_limited(seconds: float, ctx: JobContext) -> None:
     """A blocking handler with a 0.5 s timeout: a thread cannot be cancelled, so an overrun
     keeps running after its attempt has failed."""
     sleep_sync(seconds, ctx)
+
+
+class _Custom(BaseException):
+    """A BaseException of the handler's own, not an Exception."""
+
+
+_RAISABLE: dict[str, type[BaseException]] = {
+    "SystemExit": SystemExit,
+    "KeyboardInterrupt": KeyboardInterrupt,
+    "GeneratorExit": GeneratorExit,
+    "custom": _Custom,
+}
+
+
+@app.job(name="fault.raise_base", retries=0)
+async def raise_base(kind: str, ctx: JobContext) -> None:
+    """Raises a BaseException that is not an Exception, from an async handler."""
+    await _record(ctx.job_id, "start")
+    raise _RAISABLE[kind](f"raised by job {ctx.job_id}")
+
+
+@app.job(name="fault.raise_base_sync", retries=0)
+def raise_base_sync(kind: str, ctx: JobContext) -> None:
+    """The same from a blocking handler, which runs in a thread."""
+    asyncio.run(_record_once(ctx.job_id, "start"))
+    raise _RAISABLE[kind](f"raised by job {ctx.job_id}")
+
+
+@app.job(name="fault.raise_base_limited", retries=0, timeout=10)
+async def raise_base_limited(kind: str, ctx: JobContext) -> None:
+    """The same from an async handler with a timeout, which runs in a task of its own."""
+    await _record(ctx.job_id, "start")
+    raise _RAISABLE[kind](f"raised by job {ctx.job_id}")
