@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from datetime import timedelta
 
@@ -192,3 +193,43 @@ async def test_cli_cancel(
     assert again.returncode == 1
     assert "cancelled 0 job(s)" in again.stdout
     assert f"already finished (or not found): {job_id}, {job_id + 1000}" in again.stderr
+
+
+async def test_a_forged_cancel_notification_from_a_role_without_privileges_cancels_nothing(
+    app: Soniq, db: asyncpg.Connection, schema: str, database_url: str
+) -> None:
+    release = asyncio.Event()
+
+    @app.job(name="guarded.task")
+    async def guarded() -> str:
+        await release.wait()
+        return "finished"
+
+    target = await app.enqueue("guarded.task")
+    witness = await app.enqueue("guarded.task")
+    role = f"soniq_nobody_{secrets.token_hex(4)}"
+    await db.execute(f"CREATE ROLE {role} LOGIN")  # no grants at all
+    # A long lease: only a notification could stop the jobs during the test.
+    worker = start_worker(app, lease=timedelta(seconds=60))
+    try:
+        await wait_state(db, schema, target, "running")
+        await wait_state(db, schema, witness, "running")
+        stranger = await asyncpg.connect(database_url, user=role)
+        try:
+            await stranger.execute("SELECT pg_notify($1, $2)", f"{schema}.cancel", str(target))
+            await stranger.execute("SELECT pg_notify($1, 'not-a-number')", f"{schema}.cancel")
+        finally:
+            await stranger.close()
+        # A real request for the other job, sent after the forged one, goes through...
+        assert await app.cancel(witness) is True
+        await wait_state(db, schema, witness, "cancelled")
+        # ...while the forged one was only a hint, and the row said no.
+        assert (await job_row(db, schema, target))["state"] == "running"
+        release.set()
+        assert await app.get_result(target, timeout=20) == "finished"
+    finally:
+        release.set()
+        await stop_worker(worker)
+        await db.execute(f"DROP ROLE {role}")
+    row = await job_row(db, schema, target)
+    assert (row["state"], row["cancel_requested_at"], row["error_reason"]) == ("done", None, None)

@@ -44,7 +44,8 @@ class Notifier(Service):
             self._wake()
 
     def _on_cancel_notify(self, _conn: object, _pid: int, _channel: str, job_id: str) -> None:
-        self._on_cancel(int(job_id))
+        if job_id.isdigit():  # anyone may NOTIFY: the payload is only a hint to check
+            self._on_cancel(int(job_id))
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting with backoff whenever the connection drops."""

@@ -87,6 +87,7 @@ class Worker:
         self._owned: dict[int, uuid.UUID] = {}
         self._released: list[tuple[int, uuid.UUID]] = []
         self._cancel_requested: set[int] = set()
+        self._checks: set[asyncio.Future[None]] = set()  # cancel hints being checked
         self._threads = HandlerThreads("soniq-job")
         self._completer = Completer(
             store, pool, on_written=self._on_written, on_unrecorded=self._on_unrecorded
@@ -119,7 +120,7 @@ class Worker:
                 queues=config.queues,
                 wake=self._wake.set,
                 cancel_channel=store.cancel_channel,
-                on_cancel=self.cancel_job,
+                on_cancel=self.check_cancel,
             )
             self._services.append(notifier)
 
@@ -141,6 +142,24 @@ class Worker:
         self.stop()
         for task in list(self._running.values()):
             task.cancel()
+
+    def check_cancel(self, job_id: int) -> None:
+        """A cancel notification named this job: only a hint (anyone who can connect may
+        send one), so the job's row decides, read under this worker's claim."""
+        token = self._owned.get(job_id)
+        if job_id in self._running and token is not None:
+            check = asyncio.ensure_future(self._cancel_if_requested(job_id, token))
+            self._checks.add(check)
+            check.add_done_callback(self._checks.discard)
+
+    async def _cancel_if_requested(self, job_id: int, token: uuid.UUID) -> None:
+        try:
+            async with pooled(self._pool) as conn:
+                requested = await self._store.reads.cancel_requested(conn, [(job_id, token)])
+        except CONNECTION_ERRORS:
+            return  # the next heartbeat reads the same column
+        if job_id in requested:
+            self.cancel_job(job_id)
 
     def cancel_job(self, job_id: int) -> None:
         """Cancel the task running this job, if it runs here; the job ends ``cancelled``."""
@@ -177,6 +196,8 @@ class Worker:
             grace = 0.0
         finally:
             self._claims_stopped.set()
+            for check in self._checks:
+                check.cancel()
             await self._finish_running(grace)
             self._completer.stop()  # it writes what is buffered, then ends
             await self._completer.wait(timeout=max(grace, 10.0))

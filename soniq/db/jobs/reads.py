@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
@@ -153,6 +154,23 @@ class JobReads(Statements):
             limit=limit,
         )
         return [row["id"] for row in rows]
+
+    _cancel_requested = Statement(
+        """
+        SELECT j.id FROM {schema}.jobs AS j
+        JOIN unnest(:ids::bigint[], :tokens::uuid[]) AS c(id, token)
+          ON j.id = c.id AND j.claim_token = c.token
+        WHERE j.cancel_requested_at IS NOT NULL"""
+    )
+
+    async def cancel_requested(
+        self, db: Queryable, claims: Sequence[tuple[int, uuid.UUID]]
+    ) -> set[int]:
+        """Of these claims, still owned, the jobs whose cancellation was requested."""
+        rows = await self._cancel_requested.fetch(
+            db, ids=[c[0] for c in claims], tokens=[c[1] for c in claims]
+        )
+        return {row["id"] for row in rows}
 
     _queue_stats = Statement(
         """
