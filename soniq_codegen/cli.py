@@ -11,6 +11,7 @@ from typing import NoReturn
 
 import click
 
+from soniq.terminal import echo
 from soniq_codegen.baseline import Baseline, find_package, load_baseline, package_baseline
 from soniq_codegen.compatibility import MODES, Report, compare
 from soniq_codegen.contract_set import ContractSet, check_contracts
@@ -55,8 +56,8 @@ def _load(contracts: Path, outcome: str = "nothing written") -> ContractSet:
 
 def _fail(exc: ContractError, outcome: str) -> NoReturn:
     for problem in exc.problems:
-        click.echo(str(problem), err=True)
-    click.echo(f"{len(exc.problems)} problem(s) found; {outcome}.", err=True)
+        echo(str(problem), err=True)
+    echo(f"{len(exc.problems)} problem(s) found; {outcome}.", err=True)
     raise SystemExit(1) from None
 
 
@@ -73,7 +74,7 @@ def _render(
     try:
         return contract_set, render_package(contract_set, dist, version)
     except UnsafeSourceError as exc:
-        click.echo(f"error: {exc}; refusing to write it", err=True)
+        echo(f"error: {exc}; refusing to write it", err=True)
         raise SystemExit(1) from None
 
 
@@ -101,10 +102,10 @@ def build(
     try:
         changed = write_tree(files, output)
     except (OutputError, OSError) as exc:
-        click.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
     state = "written" if changed else "already up to date"
-    click.echo(f"{output}: {len(files)} files {state}.")
+    echo(f"{output}: {len(files)} files {state}.")
 
 
 @main.command()
@@ -116,11 +117,11 @@ def check(contracts: Path, output: Path, name: str | None, version: str) -> None
     """Exit 1 and list the differing files if the package is stale (for CI)."""
     differences = diff_tree(_render(contracts, output, name, version)[1], output)
     for line in differences:
-        click.echo(line, err=True)
+        echo(line, err=True)
     if differences:
-        click.echo(f"{output} is stale: run soniq-codegen build", err=True)
+        echo(f"{output} is stale: run soniq-codegen build", err=True)
         raise SystemExit(1)
-    click.echo(f"{output} is up to date.")
+    echo(f"{output} is up to date.")
 
 
 @main.command()
@@ -128,7 +129,7 @@ def check(contracts: Path, output: Path, name: str | None, version: str) -> None
 def validate(contracts: Path) -> None:
     """Check the contracts only; write nothing."""
     contract_set = _load(contracts)
-    click.echo(f"{len(contract_set.tasks)} task contract(s) valid.")
+    echo(f"{len(contract_set.tasks)} task contract(s) valid.")
 
 
 @main.command()
@@ -168,12 +169,12 @@ def breaking(
         click.echo(json.dumps(report.as_json(), indent=2))
     else:
         for finding in report.findings:
-            click.echo(finding.line())
-        click.echo(report.summary())
+            echo(finding.line())
+        echo(report.summary())
         if report.failing:
-            click.echo(_HINT)
+            echo(_HINT)
         if any(f.rule in ("task-removed", "task-renamed") for f in report.failing):
-            click.echo("acknowledge a task removed on purpose with --allow-removed TASK")
+            echo("acknowledge a task removed on purpose with --allow-removed TASK")
     if report.failing:
         raise SystemExit(1)
 
@@ -187,10 +188,10 @@ def _gate(contract_set: ContractSet, output: Path, allow_breaking: bool) -> None
     if allow_breaking:
         report = _excused(report)
     for finding in report.findings:
-        click.echo(finding.line(), err=True)
+        echo(finding.line(), err=True)
     if report.failing:
-        click.echo(report.summary(), err=True)
-        click.echo(f"{_HINT}; nothing written (--allow-breaking writes anyway)", err=True)
+        echo(report.summary(), err=True)
+        echo(f"{_HINT}; nothing written (--allow-breaking writes anyway)", err=True)
         raise SystemExit(1)
 
 

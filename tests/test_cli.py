@@ -147,3 +147,34 @@ async def test_status_shows_queues_and_live_workers(
     assert text.returncode == 0 and "OLDEST WAIT" in text.stdout and live["id"] in text.stdout
     # A stopped worker removes its row.
     assert await db.fetchval(f"SELECT count(*) FROM {schema}.workers") == 0
+
+
+async def test_job_data_reaches_the_terminal_escaped_and_json_exactly(
+    python: str, subprocess_env: dict[str, str], app: Soniq, db: asyncpg.Connection, schema: str
+) -> None:
+    hostile = "\x1b]0;owned\x07\u2028next"
+
+    @app.job(name="strict.task")
+    async def strict(n: int) -> None:
+        return None
+
+    # A producer without the model sends an extra key; the worker dead-letters the job with
+    # an "invalid arguments" message that quotes the key.
+    producer = Soniq(subprocess_env["SONIQ_DATABASE_URL"], schema=schema)
+    job_id = await producer.enqueue("strict.task", {"n": 1, hostile: 1})
+    await producer.close()
+    assert await app.drain() == 1
+    message = await db.fetchval(f"SELECT error_message FROM {schema}.jobs WHERE id = $1", job_id)
+    assert hostile in message
+
+    for args in (["jobs", "show", str(job_id)], ["dead-letter", "list"], ["jobs", "list"]):
+        shown = soniq_cli(python, subprocess_env, *args)
+        assert shown.returncode == 0, shown.stderr
+        assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout, args
+        assert "\u2028" not in shown.stdout, args
+    assert (
+        "\\x1b]0;owned\\x07\\u2028next"
+        in soniq_cli(python, subprocess_env, "dead-letter", "list").stdout
+    )
+    exact = soniq_cli(python, subprocess_env, "jobs", "show", str(job_id), "--json")
+    assert hostile in json.loads(exact.stdout)["error"]["message"]

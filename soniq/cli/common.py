@@ -17,6 +17,7 @@ import click
 from soniq.app import Soniq
 from soniq.errors import ConfigurationError, SoniqError
 from soniq.job import Job
+from soniq.terminal import echo
 from soniq.urls import redact
 
 P = ParamSpec("P")
@@ -24,7 +25,7 @@ T = TypeVar("T")
 
 
 def fail(message: str) -> None:
-    click.echo(f"Error: {redact(message)}", err=True)
+    echo(f"Error: {redact(message)}", err=True)
     sys.exit(1)
 
 
@@ -40,7 +41,7 @@ def friendly_errors(command: Callable[P, T]) -> Callable[P, T]:
         except asyncpg.PostgresError as exc:
             fail(f"PostgreSQL error: {exc}")
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            echo("interrupted", err=True)
             sys.exit(130)
         raise AssertionError("unreachable")
 

@@ -21,6 +21,7 @@ from soniq.cli.common import (
 from soniq.contracts import ContractsReport
 from soniq.errors import ConfigurationError
 from soniq.task_ref import TaskRef
+from soniq.terminal import echo
 
 
 def _refs_in_package(name: str) -> list[TaskRef[Any]]:
@@ -36,7 +37,7 @@ def _refs_in_package(name: str) -> list[TaskRef[Any]]:
 
 def _print_contracts(report: ContractsReport) -> None:
     if not report.versions:
-        click.echo("no waiting jobs of these tasks")
+        echo("no waiting jobs of these tasks")
     for v in report.versions:
         counts = ", ".join(f"{n} {state}" for state, n in sorted(v.counts.items()))
         version = "unversioned" if v.contract_version is None else f"v{v.contract_version}"
@@ -46,9 +47,9 @@ def _print_contracts(report: ContractsReport) -> None:
             line += f" [current v{v.current_version}]"
         if v.invalid:
             line += f"; {v.invalid} job(s) fail validation, e.g. {v.first_error}"
-        click.echo(line)
+        echo(line)
     for name in report.uncovered_tasks:
-        click.echo(f"skip {name}: waiting jobs, but no contract for it was given")
+        echo(f"skip {name}: waiting jobs, but no contract for it was given")
 
 
 @click.group()

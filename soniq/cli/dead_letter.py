@@ -19,6 +19,7 @@ from soniq.cli.common import (
     with_app,
 )
 from soniq.dead_letter import Progress
+from soniq.terminal import echo
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -60,7 +61,7 @@ def _check_bulk(job_ids: tuple[int, ...], every: bool, filtered: bool) -> None:
 
 def _progress(verb: str) -> Progress:
     def report(done: int, total: int) -> None:
-        click.echo(f"{verb} {done}/{total}", err=True)
+        echo(f"{verb} {done}/{total}", err=True)
 
     return report
 
@@ -98,10 +99,10 @@ def dead_letter_list(
         click.echo(json.dumps([job_dict(job) for job in dead], indent=2))
         return
     if not dead:
-        click.echo("no dead jobs")
+        echo("no dead jobs")
     for job in dead:
         reason = f"[{job.error.reason}] {job.error.message}" if job.error else ""
-        click.echo(f"{job.id}\t{job.task_name}\t{job.queue}\t{reason}")
+        echo(f"{job.id}\t{job.task_name}\t{job.queue}\t{reason}")
 
 
 @dead_letter.command("replay")
@@ -135,12 +136,12 @@ def dead_letter_replay(
                 ),
             )
         )
-        click.echo(f"replayed {count} job(s)")
+        echo(f"replayed {count} job(s)")
         return
     replayed = run(
         lambda: with_app(database_url, schema, lambda app: app.dead_letter.replay(job_ids))
     )
-    click.echo(f"replayed {len(replayed)} job(s)")
+    echo(f"replayed {len(replayed)} job(s)")
     missing = sorted(set(job_ids) - set(replayed))
     if missing:
         fail(f"not dead (or not found): {', '.join(map(str, missing))}")
@@ -181,4 +182,4 @@ def dead_letter_purge(
         count = run(
             lambda: with_app(database_url, schema, lambda app: app.dead_letter.purge(job_ids))
         )
-    click.echo(f"purged {count} dead job(s)")
+    echo(f"purged {count} dead job(s)")

@@ -19,19 +19,20 @@ from soniq.cli.common import (
 )
 from soniq.cli.output import table
 from soniq.job import Job, JobState
+from soniq.terminal import echo
 
 
 def _print_job(job: Job) -> None:
-    click.echo(f"job {job.id}  {job.task_name}  queue={job.queue}  state={job.state.value}")
-    click.echo(f"  attempts   {job.attempts}/{job.max_attempts}   priority {job.priority}")
-    click.echo(f"  enqueued   {job.enqueued_at:%Y-%m-%d %H:%M:%S%z}")
+    echo(f"job {job.id}  {job.task_name}  queue={job.queue}  state={job.state.value}")
+    echo(f"  attempts   {job.attempts}/{job.max_attempts}   priority {job.priority}")
+    echo(f"  enqueued   {job.enqueued_at:%Y-%m-%d %H:%M:%S%z}")
     if job.finished_at is not None:
-        click.echo(f"  finished   {job.finished_at:%Y-%m-%d %H:%M:%S%z}")
-    click.echo(f"  args       {json.dumps(job.args)}")
+        echo(f"  finished   {job.finished_at:%Y-%m-%d %H:%M:%S%z}")
+    echo(f"  args       {json.dumps(job.args)}")
     if job.result is not None:
-        click.echo(f"  result     {json.dumps(job.result)}")
+        echo(f"  result     {json.dumps(job.result)}")
     if job.error is not None:
-        click.echo(f"  error      [{job.error.reason}] {job.error.message}")
+        echo(f"  error      [{job.error.reason}] {job.error.message}")
 
 
 @click.group()
@@ -84,7 +85,7 @@ def jobs_list(
         click.echo(json.dumps([job_dict(job) for job in found], indent=2))
         return
     if not found:
-        click.echo("no jobs")
+        echo("no jobs")
         return
     table(
         ["ID", "TASK", "QUEUE", "STATE", "ATTEMPTS", "ENQUEUED", "ERROR"],
@@ -115,7 +116,7 @@ def cancel(job_ids: tuple[int, ...], database_url: str | None, schema: str | Non
         return [job_id for job_id in job_ids if await app.cancel(job_id)]
 
     cancelled = run(lambda: with_app(database_url, schema, go))
-    click.echo(f"cancelled {len(cancelled)} job(s)")
+    echo(f"cancelled {len(cancelled)} job(s)")
     missing = sorted(set(job_ids) - set(cancelled))
     if missing:
         fail(f"already finished (or not found): {', '.join(map(str, missing))}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import click
+from soniq.terminal import echo, printable
 
 
 def age(seconds: float | None) -> str:
@@ -16,9 +16,11 @@ def age(seconds: float | None) -> str:
 
 
 def table(headers: list[str], rows: list[list[str]]) -> None:
+    """Columns padded to their widest cell; cells are escaped before they are measured."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]
-    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

@@ -13,6 +13,7 @@ from soniq.cli.common import (
     with_app,
 )
 from soniq.settings import resolve_schema
+from soniq.terminal import echo
 
 
 @click.command()
@@ -26,4 +27,4 @@ def setup(database_url: str | None, schema: str | None) -> None:
         await app.setup()
 
     run(lambda: with_app(database_url, schema, go))
-    click.echo(f"schema {resolve_schema(schema)} is up to date")
+    echo(f"schema {resolve_schema(schema)} is up to date")

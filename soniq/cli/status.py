@@ -17,6 +17,7 @@ from soniq.cli.common import (
 )
 from soniq.cli.output import age, table
 from soniq.status import Status
+from soniq.terminal import echo
 
 
 def _print_status(status: Status) -> None:
@@ -35,7 +36,7 @@ def _print_status(status: Status) -> None:
             for q in status.queues
         ],
     )
-    click.echo()
+    echo()
     table(
         ["WORKER", "QUEUES", "CONCURRENCY", "HEARTBEAT AGE"],
         [
@@ -49,7 +50,7 @@ def _print_status(status: Status) -> None:
         ],
     )
     for waiting in status.waiting_for_newer_consumer:
-        click.echo(
+        echo(
             f"\n{waiting.count} job(s) of {waiting.task_name} v{waiting.contract_version} wait "
             "for a newer consumer: no live worker runs that contract version yet"
         )

@@ -158,3 +158,19 @@ def test_docstring_round_trips(text: str) -> None:
     expr = body.body[0]
     assert isinstance(expr, ast.Expr) and isinstance(expr.value, ast.Constant)
     assert inspect.cleandoc(expr.value.value) == inspect.cleandoc(text)
+
+
+def test_control_characters_in_contracts_reach_the_terminal_escaped(tmp_path: Path) -> None:
+    names = ["a\nb", "x\u2028y", "\x1b]0;owned\x07", "\x1b[31mred", "rtl\u202eevil"]
+    properties = {name: {"type": "string", "foo": 1} for name in names}
+    write_contracts(
+        tmp_path,
+        {"bad.json": {"task": "t.x", "args": {"type": "object", "properties": properties}}},
+    )
+    result = cli("validate", tmp_path)
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert len(lines) == len(names) + 1, result.output  # one line per problem, and a summary
+    assert all(line.isprintable() for line in lines), result.output
+    for escaped in ["a\\nb", "x\\u2028y", "\\x1b]0;owned\\x07", "rtl\\u202eevil"]:
+        assert escaped in result.output
