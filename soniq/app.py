@@ -14,7 +14,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from soniq import tracing
-from soniq.checks import whole_number
+from soniq.checks import job_state, possible_job_ids, whole_number
 from soniq.contracts import ContractsReport, check_waiting_jobs
 from soniq.db.connection import Database
 from soniq.db.jobs import JobStore
@@ -203,6 +203,8 @@ class Soniq(Registration):
 
     async def get_job(self, job_id: int) -> Job:
         """The job with this id; raises :class:`JobNotFoundError` if there is none."""
+        if not possible_job_ids(job_id):
+            raise JobNotFoundError(job_id)
         job = await self._database.run(lambda db: self._store.reads.get(db, job_id))
         if job is None:
             raise JobNotFoundError(job_id)
@@ -217,7 +219,7 @@ class Soniq(Registration):
         limit: int | None = 100,
     ) -> list[Job]:
         """Jobs matching every given filter, newest first (at most ``limit``; None: all)."""
-        state_value = None if state is None else JobState(state).value
+        state_value = None if state is None else job_state(state)
         if limit is not None:
             whole_number(limit, "limit", minimum=1)
         return await self._database.run(
@@ -248,6 +250,8 @@ class Soniq(Registration):
         """Cancel a job: a queued job becomes ``cancelled`` at once; a running one is asked to
         stop (its worker cancels the handler within about a second, and the job ends
         ``cancelled``, not retried). False when the job is already finished or missing."""
+        if not possible_job_ids(job_id):
+            return False
         state = await self._database.run(lambda db: self._store.actions.cancel(db, job_id))
         return state is not None
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import TypeGuard
 
 from soniq.errors import ConfigurationError, SoniqError
+from soniq.job import JobState
 
 INT32 = range(-(2**31), 2**31)
 
@@ -40,6 +41,30 @@ def whole_number(
     else:
         bounds = ""
     raise error(f"{what} must be an integer{bounds}, got {value!r}")
+
+
+BIGINT = range(1, 2**63)  # job ids are bigint identities
+
+
+def possible_job_ids(value: object) -> list[int]:
+    """The job ids in ``value`` (one id or a sequence of them) that can exist; anything but
+    whole numbers is a :class:`ConfigurationError`. An id beyond bigint names no job."""
+    ids = [value] if is_whole_number(value) else value
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+        raise ConfigurationError(f"job ids must be integers, got {value!r}")
+    checked = list(ids)
+    if not all(is_whole_number(i) for i in checked):
+        raise ConfigurationError(f"job ids must be integers, got {value!r}")
+    return [i for i in checked if i in BIGINT]
+
+
+def job_state(state: object) -> str:
+    """``state``'s value, or a :class:`ConfigurationError` listing the states."""
+    try:
+        return JobState(state).value
+    except ValueError:
+        states = ", ".join(s.value for s in JobState)
+        raise ConfigurationError(f"unknown job state {state!r}: one of {states}") from None
 
 
 def duration(

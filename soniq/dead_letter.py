@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from soniq.checks import whole_number
+from soniq.checks import possible_job_ids, whole_number
 from soniq.db.connection import Database
 from soniq.db.jobs import JobStore
 from soniq.job import Job
@@ -43,7 +43,7 @@ class DeadLetterQueue:
         """Send dead jobs back to their queue with the attempt count reset; returns the ids
         that were dead and are now queued. A dead job whose ``dedup_key`` is held by a
         queued or running job stays dead, as replaying it would duplicate that job."""
-        ids = [job_id] if isinstance(job_id, int) else list(job_id)
+        ids = possible_job_ids(job_id)
         pool = await self._database.pool()
         with self._database.errors():
             for _ in range(_REPLAY_RACE_RETRIES):
@@ -113,6 +113,7 @@ class DeadLetterQueue:
 
     async def purge(self, job_ids: Sequence[int] | None = None) -> int:
         """Delete the given dead jobs, or all of them; returns how many were deleted."""
+        ids = None if job_ids is None else possible_job_ids(job_ids)
         pool = await self._database.pool()
         with self._database.errors():
-            return await self._store.actions.purge_dead(pool, job_ids)
+            return await self._store.actions.purge_dead(pool, ids)

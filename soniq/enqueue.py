@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -24,7 +24,8 @@ from soniq.settings import Settings
 from soniq.task_ref import TaskRef
 
 DEFAULT_QUEUE = "default"
-MAX_DEDUP_KEY_LENGTH = 1000
+# In bytes of UTF-8: the unique index on live keys holds at most 2,704 bytes per entry.
+MAX_DEDUP_KEY_BYTES = 1000
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,15 @@ def resolve_target(target: object, registry: Registry, *, default_retries: int) 
     )
 
 
-def scheduled_time(
+# Later than this is a mistake (a unit mix-up), and past what timestamps can hold anyway.
+MAX_DELAY = timedelta(days=365 * 1000)
+
+
+def _due(
     scheduled_at: datetime | None, delay: timedelta | float | None
-) -> datetime | None:
-    """The absolute run time from ``scheduled_at`` or ``delay`` (not both); None means now."""
+) -> tuple[datetime | None, timedelta | None]:
+    """When the job is due: at ``scheduled_at``, or ``delay`` after the insert by the
+    database's clock (a producer's clock may be off); neither means now."""
     if scheduled_at is not None and delay is not None:
         raise EnqueueError("pass either scheduled_at or delay, not both")
     if scheduled_at is not None:
@@ -95,11 +101,13 @@ def scheduled_time(
                 "scheduled_at must be a timezone-aware datetime, "
                 "e.g. datetime.now(timezone.utc) + timedelta(minutes=5)"
             )
-        return scheduled_at
+        return scheduled_at, None
     if delay is not None:
         delay = duration(delay, "delay", seconds=True, positive=False, error=EnqueueError)
-        return datetime.now(timezone.utc) + delay
-    return None
+        if delay > MAX_DELAY:
+            raise EnqueueError(f"delay must be at most 1,000 years, got {delay!r}")
+        return None, delay
+    return None, None
 
 
 def _is_unicode(text: str) -> bool:
@@ -130,21 +138,23 @@ def build_job(
     if dedup_key is not None and (
         not isinstance(dedup_key, str)
         or not dedup_key
-        or len(dedup_key) > MAX_DEDUP_KEY_LENGTH
         or "\x00" in dedup_key
         or not _is_unicode(dedup_key)
+        or len(dedup_key.encode()) > MAX_DEDUP_KEY_BYTES
     ):
         raise EnqueueError(
-            f"dedup_key must be a non-empty string of at most {MAX_DEDUP_KEY_LENGTH} "
-            "characters without NUL or lone surrogates"
+            f"dedup_key must be a non-empty string of at most {MAX_DEDUP_KEY_BYTES} bytes of "
+            "UTF-8 without NUL or lone surrogates (hash longer keys)"
         )
+    due_at, due_after = _due(scheduled_at, delay)
     return NewJob(
         task_name=target.name,
         queue=check_queue_name(queue) if queue is not None else target.queue,
         args_json=args_json,
         priority=target.priority if priority is None else priority,
         max_attempts=target.max_attempts,
-        scheduled_at=scheduled_time(scheduled_at, delay),
+        scheduled_at=due_at,
+        delay=due_after,
         dedup_key=dedup_key,
         contract_version=target.contract_version,
         contract_fingerprint=target.contract_fingerprint,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 
@@ -82,12 +82,14 @@ class NewJob:
     contract_version: int | None
     contract_fingerprint: str | None
     trace_context: str | None  # JSON of the producer's W3C trace context
+    # Due this long after the insert, by the database's clock (scheduled_at is then None).
+    delay: timedelta | None = None
 
 
 class ClaimedJob(NamedTuple):
     """What a worker needs to run one attempt of a job it has just claimed: a row of the
-    claim statement, whose RETURNING lists these fields in this order. (A tuple, not a
-    frozen dataclass: it is built once per job on the worker's hot path.)"""
+    claim statement, whose RETURNING list is built from these fields in this order. (A
+    tuple, not a frozen dataclass: it is built once per job on the worker's hot path.)"""
 
     id: int
     task_name: str

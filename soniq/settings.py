@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from soniq.checks import duration, whole_number
 from soniq.errors import ConfigurationError
@@ -32,6 +33,15 @@ def resolve_database_url(database_url: str | None) -> str:
             f"database URL {without_password(url)!r} is not a PostgreSQL URL: it must start with "
             "'postgresql://' (or be the word 'embedded')"
         )
+    if url != EMBEDDED:
+        try:
+            urlsplit(url).port  # noqa: B018  (reading it checks it)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"database URL {without_password(url)!r} is malformed ({exc}): write it as "
+                "postgresql://user:password@host:port/database, with a port up to 65535 and "
+                "special characters in the password percent-encoded"
+            ) from None
     return url
 
 

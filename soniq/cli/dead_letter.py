@@ -30,7 +30,10 @@ def _duration(_ctx: object, _param: object, value: str | None) -> timedelta | No
     match = re.fullmatch(r"(\d+)([smhd])", value.strip())
     if match is None:
         raise click.BadParameter(f"{value!r} is not a duration like 30s, 15m, 12h or 7d")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+    try:
+        return timedelta(**{_UNITS[match[2]]: int(match[1])})
+    except OverflowError:
+        raise click.BadParameter(f"{value!r} is longer than any job has existed") from None
 
 
 def _bulk_filters(fn: click.decorators.FC) -> click.decorators.FC:

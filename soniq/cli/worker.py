@@ -41,7 +41,12 @@ from soniq.cli.common import (
     help="Serve Prometheus metrics on this port (needs soniq[metrics]).",
 )
 @click.option("--metrics-host", default="127.0.0.1", show_default=True)
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
+)
 @friendly_errors
 def worker(
     app_path: str,

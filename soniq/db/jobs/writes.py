@@ -13,7 +13,8 @@ _INSERT = """
                                    scheduled_at, dedup_key, contract_version,
                                    contract_fingerprint, trace_context)
         VALUES (:task_name, :queue, :args::json, :priority, :max_attempts,
-                coalesce(:scheduled_at, now()), :dedup_key, :contract_version,
+                coalesce(:scheduled_at, now() + :delay::interval, now()), :dedup_key,
+                :contract_version,
                 :contract_fingerprint, :trace_context::json)
         {on_conflict}
         RETURNING id, queue
@@ -47,6 +48,7 @@ class JobWrites(Statements):
             priority=job.priority,
             max_attempts=job.max_attempts,
             scheduled_at=job.scheduled_at,
+            delay=job.delay,
             dedup_key=job.dedup_key,
             contract_version=job.contract_version,
             contract_fingerprint=job.contract_fingerprint,
@@ -71,7 +73,8 @@ class JobWrites(Statements):
                                        scheduled_at, contract_version, contract_fingerprint,
                                        trace_context)
             SELECT :task_name, :queue, a.args, :priority, :max_attempts,
-                   coalesce(:scheduled_at, now()), :contract_version, :contract_fingerprint,
+                   coalesce(:scheduled_at, now() + :delay::interval, now()),
+                   :contract_version, :contract_fingerprint,
                    :trace_context::json
             FROM unnest(:args::json[]) WITH ORDINALITY AS a(args, n)
             ORDER BY a.n
@@ -91,6 +94,7 @@ class JobWrites(Statements):
             priority=template.priority,
             max_attempts=template.max_attempts,
             scheduled_at=template.scheduled_at,
+            delay=template.delay,
             contract_version=template.contract_version,
             contract_fingerprint=template.contract_fingerprint,
             trace_context=template.trace_context,
