@@ -25,6 +25,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from bench.fleet import FleetConfig, drain_once
 from soniq import Job, Soniq
 from tests.fault_support import FAULT_APP
 from tests.fleet_support import Fleet, FleetUnavailable, Host, HostWorker, fleet_unavailable
@@ -334,3 +335,14 @@ async def test_host_back_from_a_cut_is_fenced_out_and_claims_new_jobs(
     assert {rows[job_id].worker_id for job_id in new_ids} == {victim_id}
     victim.signal(signal.SIGTERM)
     assert victim.wait(30) == 0, victim.output()
+
+
+@pytest.mark.faults
+async def test_bench_fleet_drain_runs_on_the_fleet(fleet: Fleet) -> None:
+    """``python -m bench fleet`` measures with this module's fleet machinery; one small
+    drain on two hosts keeps it working (speed is not asserted)."""
+    config = FleetConfig([2], jobs=300, concurrency=10, repeats=1, json_path=Path("-"),
+                         server_settings={})  # fmt: skip
+    run = await drain_once(fleet, config, hosts=2, repeat=0)
+    assert run.jobs == 300 and run.jobs_per_s > 0 and run.drain_seconds > 0
+    assert len(run.worker_cpu_seconds) == 2 and run.postgres_cpu_seconds > 0
