@@ -268,6 +268,15 @@ class Fleet:
         """Bring the host's link back up (a no-op when it is up)."""
         _ip("link", "set", host.link, "up")
 
+    def stop_server(self) -> None:
+        """Stop the fleet's PostgreSQL (fast shutdown: sessions are ended, clients see their
+        connections close), as a crashed or failed-over primary looks to its clients."""
+        _run(["pg_ctlcluster", self.version, self.cluster, "stop", "-m", "fast"], timeout=120)
+
+    def start_server(self) -> None:
+        """Start it again, at the same address (a promoted replica behind the same name)."""
+        _run(["pg_ctlcluster", self.version, self.cluster, "start"], timeout=120)
+
     def start_worker(
         self,
         host: Host,

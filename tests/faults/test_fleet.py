@@ -7,6 +7,8 @@ worker process 1 of its own PID namespace, so all four share host name and pid.
 - A host cut off (its link down) while it runs jobs loses them to the others within
   lease + lease/3 of the cut, measured on the database clock, and they finish there.
 - When its link comes back, its late outcomes are fenced out, and it claims new jobs.
+- The fleet rides out a real stop and start of its database server (what a failover looks
+  like to clients): enqueue fails clearly meanwhile, every job ends done exactly once.
 
 Facts come from the database: job rows (read in one place, :func:`job_rows`) and the
 ``side_effects`` rows fault_app's handlers write, whose ``host`` column is the address the
@@ -16,9 +18,10 @@ Logs only tell the test when to look again.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +29,7 @@ import asyncpg
 import pytest
 
 from bench.fleet import FleetConfig, drain_once
-from soniq import Job, Soniq
+from soniq import DatabaseUnavailableError, Job, Soniq
 from tests.fault_support import FAULT_APP
 from tests.fleet_support import Fleet, FleetUnavailable, Host, HostWorker, fleet_unavailable
 from tests.fleet_support import host_env as fleet_host_env
@@ -40,6 +43,7 @@ LEASE = 2.0
 RESCUE_BUDGET = LEASE + LEASE / 3 + 1.0
 JOB_SECONDS = 5.0  # long enough that the victim is cut off mid-run
 DISCARDED = "discarded, this worker no longer owns the job"
+RECONNECTED = "reconnected to PostgreSQL; listening again"
 
 
 async def job_rows(app: Soniq) -> dict[int, Job]:
@@ -335,6 +339,68 @@ async def test_host_back_from_a_cut_is_fenced_out_and_claims_new_jobs(
     assert {rows[job_id].worker_id for job_id in new_ids} == {victim_id}
     victim.signal(signal.SIGTERM)
     assert victim.wait(30) == 0, victim.output()
+
+
+@pytest.mark.faults
+async def test_fleet_rides_out_a_stop_and_start_of_its_database_server(
+    fleet: Fleet, app: Soniq, db: asyncpg.Connection, fleet_schema: str, hosts: Hosts
+) -> None:
+    """What a failover looks like to clients, on a real server: every connection closes,
+    the address refuses connections for longer than the lease, then a server with the same
+    data answers there again."""
+    jobs = 3000
+    workers = [hosts.start(host, "--concurrency", "8", "--lease-seconds", str(LEASE))
+               for host in fleet.hosts]  # fmt: skip
+    await live_workers(app, HOSTS)
+    await app.enqueue_many("fault.count", [{"n": i} for i in range(jobs)])
+
+    async def done_count() -> int:
+        return sum(job.state == "done" for job in (await job_rows(app)).values())
+
+    await wait_until(lambda: _at_least(done_count, jobs // 4), timeout=60, interval=0.05)
+    fleet.stop_server()
+    try:
+        with pytest.raises(DatabaseUnavailableError, match="cannot reach PostgreSQL"):
+            await app.enqueue("fault.count", {"n": -1})  # an app connected before
+        fresh = Soniq(fleet.database_url, schema=fleet_schema)
+        with pytest.raises(DatabaseUnavailableError, match="cannot reach PostgreSQL"):
+            await fresh.enqueue("fault.count", {"n": -2})
+        await fresh.close()
+        await asyncio.sleep(LEASE + 1)  # leases run out on the database clock meanwhile
+        assert all(w.process.poll() is None for w in workers), hosts.outputs()
+    finally:
+        fleet.start_server()
+
+    await app.enqueue("fault.count", {"n": -3})  # works again
+    await wait_until(lambda: _at_least(done_count, jobs + 1), timeout=90, interval=0.2)
+    rows = await job_rows(app)
+    assert len(rows) == jobs + 1, "the refused enqueues wrote nothing"
+    assert all(job.state == "done" for job in rows.values())
+    check = await asyncpg.connect(fleet.database_url)  # the fixture's died with the server
+    try:
+        runs = Counter(
+            r["job_id"]
+            for r in await check.fetch(f"SELECT job_id FROM {fleet_schema}.side_effects")
+        )
+    finally:
+        await check.close()
+    assert set(runs) == set(rows), "every job's body ran"
+    assert all(runs[job_id] <= job.attempts for job_id, job in rows.items()), (
+        "no job ran more often than it was claimed"
+    )
+
+    # Every worker listens again, and they all stop cleanly.
+    async def all_reconnected() -> bool:
+        return all(RECONNECTED in w.output() for w in workers)
+
+    await wait_until(all_reconnected, timeout=30)
+    for worker in workers:
+        worker.signal(signal.SIGTERM)
+    assert [w.wait(30) for w in workers] == [0] * HOSTS, hosts.outputs()
+
+
+async def _at_least(count: Callable[[], Awaitable[int]], n: int) -> bool:
+    return await count() >= n
 
 
 @pytest.mark.faults
