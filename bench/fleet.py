@@ -84,7 +84,7 @@ def parse_args(argv: list[str]) -> FleetConfig:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--hosts", default="1,2,4", help="host counts")
-    parser.add_argument("--jobs", type=int, default=20_000, help="jobs per drain")
+    parser.add_argument("--jobs", type=int, default=50_000, help="jobs per drain")
     parser.add_argument(
         "--concurrency", type=int, default=50, help="concurrency of each host's worker"
     )
@@ -298,8 +298,12 @@ def table(runs: list[FleetRun], config: FleetConfig, postgres: dict[str, str]) -
             f"{run.load_average_before[0]:>5.1f}  {waits}"
         )
     lines.append(
-        "x1: rate over the first host count's; busy: all cores, other users included; "
-        "load: 1-minute load average before the drain"
+        "x1: rate over the first host count's median; busy: all cores, other users "
+        "included; load: 1-minute load average before the drain"
+    )
+    lines.append(
+        "curve (median jobs/s): "
+        + ", ".join(f"{h} host(s) {r:.0f} (x{r / base:.2f})" for h, r in rates.items())
     )
     return "\n".join(lines)
 
