@@ -13,7 +13,8 @@ worker process 1 of its own PID namespace, so all four share host name and pid.
 Facts come from the database: job rows (read in one place, :func:`job_rows`) and the
 ``side_effects`` rows fault_app's handlers write, whose ``host`` column is the address the
 handler's connection came from (``inet_client_addr()``), i.e. which host ran the body.
-Logs only tell the test when to look again.
+Logs only tell the test when to look again. The ``app`` and ``db`` fixtures here replace
+the shared ones: they point at the fleet's cluster, not the shared test server.
 """
 
 from __future__ import annotations
@@ -31,8 +32,14 @@ import pytest
 from bench.fleet import FleetConfig, drain_once
 from soniq import DatabaseUnavailableError, Job, Soniq
 from tests.fault_support import FAULT_APP
-from tests.fleet_support import Fleet, FleetUnavailable, Host, HostWorker, fleet_unavailable
-from tests.fleet_support import host_env as fleet_host_env
+from tests.fleet_support import (
+    Fleet,
+    FleetUnavailable,
+    Host,
+    HostWorker,
+    fleet_unavailable,
+    host_env,
+)
 from tests.helpers import drop_schema, new_schema_name, wait_until
 
 HOSTS = 4
@@ -102,7 +109,7 @@ class Hosts:
 
     def __init__(self, fleet: Fleet, schema: str, logs: Path) -> None:
         self.fleet = fleet
-        self.env = fleet_host_env(fleet, schema)
+        self.env = host_env(fleet, schema)
         self.logs = logs
         self.started: list[HostWorker] = []
 
@@ -154,7 +161,8 @@ async def test_four_hosts_sharing_host_name_and_pid_drain_each_job_once_under_di
     workers = [hosts.start(host, "--concurrency", "8") for host in fleet.hosts]
     worker_ids = await live_workers(app, HOSTS)
     records = (await app.status()).workers
-    # Same host name, same pid (each is process 1 of its PID namespace); ids still differ.
+    # Same host name, same pid (each is process 1 of its PID namespace); ids still differ:
+    # four rows registered (two equal ids would have shared one row).
     assert {(r.hostname, r.pid) for r in records} == {(records[0].hostname, 1)}
     assert len(set(worker_ids)) == HOSTS
 
