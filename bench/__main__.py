@@ -49,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["fleet"]:  # `python -m bench fleet --help`: worker hosts, bench/fleet.py
+        from bench.fleet import main as fleet_main
+
+        return fleet_main(args[1:])
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = parse_args(argv)
     try:
