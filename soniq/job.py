@@ -86,12 +86,22 @@ class NewJob:
     delay: timedelta | None = None
 
 
+class Claim(NamedTuple):
+    """A worker's hold on one running job: where its row is (``slot``: which partition of
+    the live ring) and the token that fences every write of its outcome."""
+
+    job_id: int
+    slot: int
+    token: uuid.UUID
+
+
 class ClaimedJob(NamedTuple):
     """What a worker needs to run one attempt of a job it has just claimed: a row of the
     claim statement, whose RETURNING list is built from these fields in this order. (A
     tuple, not a frozen dataclass: it is built once per job on the worker's hot path.)"""
 
     id: int
+    slot: int
     task_name: str
     queue: str
     args_json: str
@@ -103,15 +113,22 @@ class ClaimedJob(NamedTuple):
     queue_wait: float  # seconds from due (enqueued, scheduled or retry time) to this claim
     trace_context: str | None  # JSON of the producer's W3C trace context
 
+    @property
+    def claim(self) -> Claim:
+        return Claim(self.id, self.slot, self.claim_token)
+
 
 @dataclass(frozen=True)
 class Outcome:
     """The result of one attempt: ``state`` is ``done``, ``queued`` (retry), ``dead`` or
     ``cancelled``; ``result_json`` is a done job's encoded return value (None for None)."""
 
-    job_id: int
-    claim_token: uuid.UUID
+    claim: Claim
     state: str
     retry_delay: float = 0.0
     error: JobError | None = None
     result_json: str | None = None
+
+    @property
+    def job_id(self) -> int:
+        return self.claim.job_id

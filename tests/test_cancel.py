@@ -103,7 +103,7 @@ async def test_the_heartbeat_cancels_a_job_whose_notification_was_missed(
         await wait_state(db, schema, job_id, "running")
         # what app.cancel() writes, without its NOTIFY
         await db.execute(
-            f"UPDATE {schema}.jobs SET cancel_requested_at = now() WHERE id = $1", job_id
+            f"UPDATE {schema}.job_live SET cancel_requested_at = now() WHERE id = $1", job_id
         )
         row = await wait_state(db, schema, job_id, "cancelled", timeout=5)
     finally:
@@ -121,7 +121,9 @@ async def test_shutdown_does_not_requeue_a_cancel_requested_job(
     job_id = await app.enqueue("forever.task")
     worker = start_worker(app, lease=timedelta(seconds=60))
     await wait_state(db, schema, job_id, "running")
-    await db.execute(f"UPDATE {schema}.jobs SET cancel_requested_at = now() WHERE id = $1", job_id)
+    await db.execute(
+        f"UPDATE {schema}.job_live SET cancel_requested_at = now() WHERE id = $1", job_id
+    )
     await stop_worker(worker)  # releases what still runs
     row = await job_row(db, schema, job_id)
     assert (row["state"], row["claim_token"], row["error_reason"]) == (
@@ -146,7 +148,7 @@ async def test_a_failure_after_the_cancel_request_is_not_retried(
     try:
         await wait_state(db, schema, job_id, "running")
         await db.execute(
-            f"UPDATE {schema}.jobs SET cancel_requested_at = now() WHERE id = $1", job_id
+            f"UPDATE {schema}.job_live SET cancel_requested_at = now() WHERE id = $1", job_id
         )
         proceed.set()
         row = await wait_state(db, schema, job_id, "cancelled")
@@ -160,7 +162,7 @@ async def test_an_expired_cancel_requested_job_is_rescued_as_cancelled(
 ) -> None:
     job_id = await app.enqueue("lost.task")
     await db.execute(
-        f"""UPDATE {schema}.jobs SET state = 'running', attempts = 1,
+        f"""UPDATE {schema}.job_live SET state = 'running', attempts = 1,
                 claim_token = gen_random_uuid(), lease_expires_at = now() - interval '1 s',
                 worker_id = 'gone', cancel_requested_at = now()
             WHERE id = $1""",

@@ -15,11 +15,12 @@ from tests.test_cli import soniq_cli
 async def _dead(
     app: Soniq, db: asyncpg.Connection, schema: str, task: str, queue: str, age: timedelta
 ) -> int:
-    job_id = await app.enqueue(task, queue=queue)
-    await db.execute(
-        f"UPDATE {schema}.jobs SET state = 'dead', attempts = 1, "
-        "finished_at = now() - $2::interval WHERE id = $1",
-        job_id,
+    # as a worker leaves a dead letter, dead-lettered `age` ago
+    job_id: int = await db.fetchval(
+        f"INSERT INTO {schema}.jobs (task_name, queue, args, state, attempts, max_attempts, "
+        "finished_at) VALUES ($1, $2, '{}', 'dead', 1, 1, now() - $3::interval) RETURNING id",
+        task,
+        queue,
         age,
     )
     return job_id

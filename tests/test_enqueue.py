@@ -632,7 +632,7 @@ async def test_enqueue_many_returns_ids_in_input_order_written_in_one_statement(
     assert len(ids) == len(set(ids)) == 300
     rows = await db.fetch(
         f"SELECT id, args::text AS args, queue, priority, enqueued_at, xmin::text AS tx "
-        f"FROM {schema}.jobs"
+        f"FROM {schema}.job_live"
     )
     by_id = {r["id"]: r for r in rows}
     assert [json.loads(by_id[i]["args"]) for i in ids] == items

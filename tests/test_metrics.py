@@ -154,7 +154,7 @@ async def test_an_outcome_discarded_by_fencing_is_counted_as_fenced_not_as_succe
         await wait_state(db, schema, job_id, "running")
         # As if the lease had run out and another worker had claimed the job meanwhile.
         await db.execute(
-            f"UPDATE {schema}.jobs SET claim_token = gen_random_uuid() WHERE id = $1", job_id
+            f"UPDATE {schema}.job_live SET claim_token = gen_random_uuid() WHERE id = $1", job_id
         )
         release.set()
         await wait_until(lambda: _fenced_count(port), timeout=20)  # the discarded write is reported

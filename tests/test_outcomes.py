@@ -406,11 +406,12 @@ async def test_stop_returns_only_once_a_claim_in_flight_has_finished(
     # (found by its opening words: pg_stat_activity keeps only a statement's first 1 kB).
     lock = db.transaction()
     await lock.start()
-    await db.execute(f"LOCK TABLE {schema}.jobs IN ACCESS EXCLUSIVE MODE")
+    await db.execute(f"LOCK TABLE {schema}.job_live IN ACCESS EXCLUSIVE MODE")
     await wait_until(
         lambda: db.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query LIKE '%WITH RECURSIVE%'"
+            "AND query LIKE '%FROM ' || $1 || '.job_lanes AS l%'",
+            schema,
         )
     )
     stopping = asyncio.ensure_future(app.stop())

@@ -136,7 +136,9 @@ async def test_drain_validates_retries_and_dead_letters_like_a_worker(
     assert orphan.error is not None and orphan.error.reason == "Job not registered"
 
     # once the backoff has passed the retry is due, and its last attempt dead-letters it
-    await pg.execute(f"UPDATE {soniq_schema}.jobs SET scheduled_at = now() WHERE id = $1", boom)
+    await pg.execute(
+        f"UPDATE {soniq_schema}.job_scheduled SET scheduled_at = now() WHERE id = $1", boom
+    )
     assert await app.drain() == 1
     last = await app.get_job(boom)
     assert (last.state.value, last.attempts) == ("dead", 2)

@@ -57,7 +57,8 @@ class SoniqSystem(System):
         return "soniq-nomodel", _drain(BEST_CONCURRENCY)
 
     def tables(self) -> list[str]:
-        return [f"{SCHEMA}.jobs"]
+        names = ("job_live", "job_scheduled", "job_dead", "job_history", "job_dedup")
+        return [f"{SCHEMA}.{name}" for name in names]
 
     def channels(self) -> list[str]:
         return [f"{SCHEMA}.jobs"]

@@ -84,7 +84,10 @@ async def create_pool(
 
     Behind a pooler in transaction mode (PgBouncer before 1.21, or without
     ``max_prepared_statements``) consecutive statements may reach different server
-    sessions, so asyncpg's cache of named prepared statements is turned off.
+    sessions, so asyncpg's cache of named prepared statements is turned off. JIT is off on
+    a direct connection: Soniq's statements are short, and a claim whose estimate passed
+    ``jit_above_cost`` spent 60 ms compiling to run in 1 ms (a pooler takes no session
+    settings; there, estimates are kept low instead, see migration 0009).
     """
     with translate_errors(url, schema):
         try:
@@ -93,7 +96,9 @@ async def create_pool(
                 min_size=1,
                 max_size=max_size,
                 timeout=10,
-                server_settings={"application_name": "soniq"},
+                server_settings={"application_name": "soniq"}
+                if transaction_pooling
+                else {"application_name": "soniq", "jit": "off"},
                 reset=_keep_session,
                 statement_cache_size=0 if transaction_pooling else 100,
             )

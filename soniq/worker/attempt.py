@@ -35,14 +35,14 @@ class RetryPolicy:
 
 
 def _dead(job: ClaimedJob, reason: str, message: str, detail: object = None) -> Outcome:
-    return Outcome(job.id, job.claim_token, "dead", error=JobError(reason, message, detail))
+    return Outcome(job.claim, "dead", error=JobError(reason, message, detail))
 
 
 def _failed(job: ClaimedJob, policy: RetryPolicy, reason: str, message: str) -> Outcome:
     detail = traceback.format_exc() if reason == "exception" else None
     if job.attempts < job.max_attempts:
         error = JobError(reason, f"attempt {job.attempts} of {job.max_attempts}: {message}", detail)
-        return Outcome(job.id, job.claim_token, "queued", policy.delay(job.attempts), error)
+        return Outcome(job.claim, "queued", policy.delay(job.attempts), error)
     return _dead(
         job,
         reason,
@@ -161,7 +161,7 @@ def _result(job: ClaimedJob, spec: JobSpec, value: Any) -> Outcome:
         if spec.result_model is not None and not isinstance(value, spec.result_model):
             value = spec.result_model.model_validate(value)
         if value is None:
-            return Outcome(job.id, job.claim_token, "done")
+            return Outcome(job.claim, "done")
         if isinstance(value, BaseModel):
             text = value.model_dump_json()
         else:
@@ -179,7 +179,7 @@ def _result(job: ClaimedJob, spec: JobSpec, value: Any) -> Outcome:
         return _dead(
             job, "invalid result", f"the handler's return value is not JSON: {_describe(exc)}"
         )
-    return Outcome(job.id, job.claim_token, "done", result_json=text)
+    return Outcome(job.claim, "done", result_json=text)
 
 
 def _fields(errors: list[dict[str, Any]]) -> str:

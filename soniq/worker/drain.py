@@ -8,6 +8,7 @@ from datetime import timedelta
 from soniq import tracing
 from soniq.db.connection import Database, pooled
 from soniq.db.jobs import JobStore
+from soniq.db.jobs.claims import EVERYTHING
 from soniq.registry import Registry
 from soniq.worker.attempt import RetryPolicy, run_claimed
 from soniq.worker.threads import HandlerThreads
@@ -35,6 +36,8 @@ async def drain(
     while True:
         with database.errors():
             async with pooled(pool) as conn:
+                while (await store.claims.promote(conn, limit=1000))[0]:
+                    pass  # every due scheduled job (a retry whose backoff passed) is runnable
                 claimed = await store.claims.claim(
                     conn,
                     limit=1,
@@ -43,6 +46,7 @@ async def drain(
                     version_by_task=registry.versions_by_task(),
                     lease=_DRAIN_LEASE,
                     worker_id=worker_id,
+                    window=EVERYTHING,
                 )
         if not claimed:
             return ran
@@ -54,7 +58,7 @@ async def drain(
         except BaseException:
             # Cancelled (or a bug): give the job back unspent, as a worker does on shutdown.
             async with pooled(pool) as conn:
-                await store.outcomes.release(conn, [(job.id, job.claim_token)])
+                await store.outcomes.release(conn, [job.claim])
             raise
         with database.errors():
             async with pooled(pool) as conn:

@@ -17,7 +17,6 @@ from soniq.worker.service import Service
 logger = logging.getLogger("soniq.worker")
 
 _RESCUE_BATCH = 1000
-_PRUNE_BATCH = 1000
 _PRUNE_EVERY = 60.0
 
 
@@ -72,7 +71,9 @@ class Maintenance(Service):
             )
 
     async def _prune(self, conn: asyncpg.Connection) -> None:
+        """Drop history past retention (whole days) and keep days ahead for new history."""
         jobs = self._store.maintenance
-        await jobs.prune_finished(conn, older_than=self._done_retention, limit=_PRUNE_BATCH)
+        await jobs.add_history_days(conn)
+        await jobs.prune_finished(conn, older_than=self._done_retention)
         if self._dead_retention is not None:
-            await jobs.prune_dead(conn, older_than=self._dead_retention, limit=_PRUNE_BATCH)
+            await jobs.prune_dead(conn, older_than=self._dead_retention)

@@ -9,6 +9,8 @@ beside its claim loop, all assembled here and all on one lifecycle (start, stop,
 - :class:`Maintenance`: renews this worker's leases (the heartbeat is here), rescues jobs
   whose lease expired on any worker, and prunes old finished jobs;
 - :class:`Presence`: this worker's row in the workers table;
+- :class:`Promoter`: moves scheduled jobs into the live ring as they fall due;
+- :class:`Recycler`: truncates the live ring's drained partitions;
 - :class:`Scheduler`: enqueues the ticks of the app's periodic schedules (when it has any);
 - signal handling (:func:`handle_signals`) while the worker runs in the main thread.
 """
@@ -21,17 +23,18 @@ import os
 import secrets
 import socket
 import time
-import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 
 import asyncpg
 
 from soniq import tracing
 from soniq.db.connection import CONNECTION_ERRORS, Database, pooled
 from soniq.db.jobs import JobStore
+from soniq.db.jobs.claims import CLAIM_WINDOW, EVERYTHING
 from soniq.db.periodic import PeriodicStore
 from soniq.db.workers import WorkerStore
-from soniq.job import ClaimedJob, JobError, Outcome
+from soniq.job import Claim, ClaimedJob, JobError, Outcome
 from soniq.metrics import Metrics
 from soniq.periodic import Schedule
 from soniq.registry import Registry
@@ -42,12 +45,19 @@ from soniq.worker.completer import Completer
 from soniq.worker.maintenance import Maintenance
 from soniq.worker.notifier import Notifier
 from soniq.worker.presence import Presence
+from soniq.worker.promoter import Promoter
+from soniq.worker.recycler import Recycler
 from soniq.worker.scheduler import Scheduler
 from soniq.worker.service import Service
 from soniq.worker.signals import handle_signals
 from soniq.worker.threads import HandlerThreads
 
 logger = logging.getLogger("soniq.worker")
+
+# How often a worker looks at all due jobs, beyond the claim window, when it is not working
+# through a backlog: the longest a job outside the window (enqueued in a transaction that
+# stayed open for long, released or rescued long after it fell due) waits.
+_FULL_LOOK_EVERY = 1.0
 
 
 def new_worker_id() -> str:
@@ -89,9 +99,13 @@ class Worker:
         self._claims_stopped = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
         # Claims this worker still owns: running, or finished but not yet written.
-        self._owned: dict[int, uuid.UUID] = {}
-        self._released: list[tuple[int, uuid.UUID]] = []
+        self._owned: dict[int, Claim] = {}
+        self._released: list[Claim] = []
         self._cancel_requested: set[int] = set()
+        self._max_attempts = registry.max_attempts_by_task()
+        self._versions = registry.versions_by_task()
+        self._next_full_look = 0.0  # monotonic time of the next claim over all due jobs
+        self._backlog = False  # the last full look filled every free slot
         self._checks: set[asyncio.Future[None]] = set()  # cancel hints being checked
         self._threads = HandlerThreads("soniq-job")
         self._completer = Completer(
@@ -116,6 +130,7 @@ class Worker:
                 lease=config.lease,
             ),
         ]
+        self._services += [Promoter(pool, store), Recycler(pool, store)]
         if schedules:
             self._services.append(Scheduler(PeriodicStore(store.schema), store, pool, schedules))
         if database.can_listen:
@@ -151,20 +166,20 @@ class Worker:
     def check_cancel(self, job_id: int) -> None:
         """A cancel notification named this job: only a hint (anyone who can connect may
         send one), so the job's row decides, read under this worker's claim."""
-        token = self._owned.get(job_id)
-        if job_id in self._running and token is not None:
-            check = asyncio.ensure_future(self._cancel_if_requested(job_id, token))
+        claim = self._owned.get(job_id)
+        if job_id in self._running and claim is not None:
+            check = asyncio.ensure_future(self._cancel_if_requested(claim))
             self._checks.add(check)
             check.add_done_callback(self._checks.discard)
 
-    async def _cancel_if_requested(self, job_id: int, token: uuid.UUID) -> None:
+    async def _cancel_if_requested(self, claim: Claim) -> None:
         try:
             async with pooled(self._pool) as conn:
-                requested = await self._store.reads.cancel_requested(conn, [(job_id, token)])
+                requested = await self._store.reads.cancel_requested(conn, [claim])
         except CONNECTION_ERRORS:
             return  # the next heartbeat reads the same column
-        if job_id in requested:
-            self.cancel_job(job_id)
+        if claim.job_id in requested:
+            self.cancel_job(claim.job_id)
 
     def cancel_job(self, job_id: int) -> None:
         """Cancel the task running this job, if it runs here; the job ends ``cancelled``."""
@@ -217,8 +232,6 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         failures = 0
-        max_attempts = self._registry.max_attempts_by_task()
-        versions = self._registry.versions_by_task()
         while not self._stopping.is_set():
             free = self._config.concurrency - len(self._running)
             self._wake.clear()
@@ -226,16 +239,7 @@ class Worker:
                 await self._wait(None)
                 continue
             try:
-                async with pooled(self._pool) as conn:
-                    jobs = await self._store.claims.claim(
-                        conn,
-                        limit=free,
-                        queues=self._config.queues,
-                        max_attempts_by_task=max_attempts,
-                        version_by_task=versions,
-                        lease=self._config.lease,
-                        worker_id=self.id,
-                    )
+                jobs = await self._claim(free)
             except CONNECTION_ERRORS as exc:
                 failures += 1
                 delay = backoff(failures)
@@ -252,10 +256,38 @@ class Worker:
                 failures = 0
             traced = tracing.active()
             for job in jobs:
-                self._owned[job.id] = job.claim_token
+                self._owned[job.id] = job.claim
                 self._running[job.id] = asyncio.ensure_future(self._run_job(job, traced))
             if len(jobs) < free:
                 await self._wait(self._config.poll_interval.total_seconds())
+
+    async def _claim(self, free: int) -> list[ClaimedJob]:
+        """Claim up to ``free`` jobs: those due within the claim window first (a scan that
+        stays short however long a transaction pins the xmin horizon; see
+        :mod:`soniq.db.jobs.claims`), then, when that comes back short, all due jobs, at
+        most once a second unless the last full look found a backlog."""
+
+        async def claim(limit: int, window: timedelta) -> list[ClaimedJob]:
+            return await self._store.claims.claim(
+                conn,
+                limit=limit,
+                queues=self._config.queues,
+                max_attempts_by_task=self._max_attempts,
+                version_by_task=self._versions,
+                lease=self._config.lease,
+                worker_id=self.id,
+                window=window,
+            )
+
+        async with pooled(self._pool) as conn:
+            jobs = await claim(free, CLAIM_WINDOW)
+            now = time.monotonic()
+            if len(jobs) < free and (self._backlog or now >= self._next_full_look):
+                self._next_full_look = now + _FULL_LOOK_EVERY
+                more = await claim(free - len(jobs), EVERYTHING)
+                self._backlog = len(more) == free - len(jobs)
+                jobs += more
+        return jobs
 
     async def _wait(self, timeout: float | None) -> None:
         await wait_event(self._wake, timeout)
@@ -275,11 +307,10 @@ class Worker:
             )
         except asyncio.CancelledError:
             if job.id not in self._cancel_requested:
-                self._released.append((job.id, job.claim_token))
+                self._released.append(self._owned.get(job.id, job.claim))
                 raise
             outcome = Outcome(
-                job.id,
-                job.claim_token,
+                job.claim,
                 "cancelled",
                 error=JobError("cancelled", "cancelled by app.cancel() while running"),
             )
@@ -329,7 +360,7 @@ class Worker:
         if self._released:
             await self._release(self._released)
 
-    async def _release(self, claims: Sequence[tuple[int, uuid.UUID]]) -> None:
+    async def _release(self, claims: Sequence[Claim]) -> None:
         for attempt in range(5):
             try:
                 async with pooled(self._pool) as conn:
@@ -338,8 +369,8 @@ class Worker:
                 logger.warning("cannot release jobs yet (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(backoff(attempt))
                 continue
-            for job_id, _ in claims:
-                self._owned.pop(job_id, None)
+            for claim in claims:
+                self._owned.pop(claim.job_id, None)
             logger.info("released %d unfinished job(s) back to the queue", len(released))
             return
         logger.error(
@@ -351,15 +382,21 @@ class Worker:
         """Renew the leases this worker still holds; stop renewing the ones it lost."""
         if not self._owned:
             return
-        claims = list(self._owned.items())
+        claims = list(self._owned.values())
         kept = await self._store.maintenance.heartbeat(conn, claims, self._config.lease)
-        for job_id, cancel_requested in kept.items():
-            if cancel_requested:
-                self.cancel_job(job_id)
-        for job_id, token in claims:
-            if job_id in kept or self._owned.get(job_id) != token:
+        for claim in claims:
+            if claim.job_id not in kept:
                 continue
-            del self._owned[job_id]  # renewing it again is pointless
+            slot, cancel_requested = kept[claim.job_id]
+            if slot != claim.slot and self._owned.get(claim.job_id) == claim:
+                self._owned[claim.job_id] = claim._replace(slot=slot)  # the recycler moved it
+            if cancel_requested:
+                self.cancel_job(claim.job_id)
+        for claim in claims:
+            job_id = claim.job_id
+            if job_id in kept or self._owned.get(job_id, claim).token != claim.token:
+                continue
+            self._owned.pop(job_id, None)  # renewing it again is pointless
             # A finished job's outcome may have been written meanwhile (that also ends the
             # lease); if it was not, the completer reports the discarded outcome.
             if job_id in self._running:

@@ -75,7 +75,7 @@ async def test_sigkilled_workers_jobs_are_rescued_and_completed_by_the_other_wor
         f"""SELECT j.id, j.attempts, j.worker_id,
                    count(*) FILTER (WHERE s.phase = 'end' AND s.pid = $2) AS survivor_ends
             FROM {schema}.jobs j JOIN {side_effects} s ON s.job_id = j.id
-            WHERE j.id = ANY($1::bigint[]) GROUP BY j.id""",
+            WHERE j.id = ANY($1::bigint[]) GROUP BY j.id, j.attempts, j.worker_id""",
         list(interrupted),
         survivor.pid,
     )

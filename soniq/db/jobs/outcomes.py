@@ -1,142 +1,215 @@
 """Statements that end an attempt: record its outcome, or give the job back unspent.
 
-Every one is fenced: it applies only while the writer's ``claim_token`` still owns the job.
-A claim token is set if and only if the job is running (a CHECK constraint holds the table
+Every one is fenced: it applies only while the writer's claim token still owns the job. A
+claim token is set if and only if the job is running (a CHECK constraint holds the table
 to it), so matching ``id`` and ``claim_token`` alone proves "still running, still mine".
-The statements deliberately do not repeat ``state = 'running'``: that predicate matches the
-partial ``jobs_lease_idx`` and tempts the planner into rescanning every running job.
+Rows are found by (id, slot) first, which reaches one ring partition; a job the ring's
+recycler moved to another partition (it ran longer than a turn of the ring) is found on a
+second pass by id alone.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from soniq.db.sql import Queryable, Statement, Statements
-from soniq.job import Outcome
+from soniq.db.jobs.claims import REQUEUE_AT_MOST_AGO
+from soniq.db.jobs.moves import CANCELLED_MESSAGE, free_keys, to_dead, to_history
+from soniq.db.sql import BoundStatement, Queryable, Statement, Statements
+from soniq.job import Claim, Outcome
 
-CANCELLED_MESSAGE = "'cancelled by app.cancel() before it finished'"
+_BY_SLOT = "j.id = o.id AND j.slot = o.slot AND j.claim_token = o.token"
+_BY_ID = "j.id = o.id AND j.claim_token = o.token"
+
+# One notification per batch, payload '': a waiter on get_result re-reads its own row. A
+# notification per job would cost a queue entry per row on the hot path.
+_RECORD_DONE = f"""
+    WITH o AS (
+        SELECT * FROM unnest(:ids::bigint[], :slots::int2[], :tokens::uuid[], :results::json[])
+                      AS o(id, slot, token, result)
+    ),
+    fin AS (
+        DELETE FROM {{schema}}.job_live AS j USING o WHERE {{match}}
+        RETURNING j.*, o.result
+    ),
+    history AS ({to_history("fin", "'done'", errors="NULL, NULL, NULL", result="result")}),
+    keys AS ({free_keys("fin")})
+    SELECT array_agg(id) AS ids, pg_notify('{{schema}}.results', '') FROM fin"""
+
+# A failed attempt: retried (after its backoff, from job_scheduled), dead-lettered, or
+# cancelled, which is also the end of a failed attempt whose cancellation was requested.
+_RECORD_FAILED = f"""
+    WITH o AS (
+        SELECT * FROM unnest(:ids::bigint[], :slots::int2[], :tokens::uuid[], :states::text[],
+                             :delays::float8[], :reasons::text[], :messages::text[],
+                             :details::json[])
+                      AS o(id, slot, token, state, delay, reason, message, detail)
+    ),
+    fin AS (
+        DELETE FROM {{schema}}.job_live AS j USING o WHERE {{match}}
+        RETURNING j.*, o.delay, o.reason, o.message, o.detail,
+                  CASE WHEN o.state = 'queued' AND j.cancel_requested_at IS NOT NULL
+                       THEN 'cancelled' ELSE o.state END AS outcome
+    ),
+    retry AS (
+        INSERT INTO {{schema}}.job_scheduled (id, task_name, queue, args, priority, attempts,
+            max_attempts, scheduled_at, enqueued_at, started_at, worker_id, error_reason,
+            error_message, error_detail, dedup_key, contract_version, contract_fingerprint,
+            trace_context)
+        SELECT id, task_name, queue, args, priority, attempts, max_attempts,
+            now() + make_interval(secs => delay), enqueued_at, started_at, worker_id, reason,
+            message, detail, dedup_key, contract_version, contract_fingerprint, trace_context
+        FROM fin WHERE outcome = 'queued'
+    ),
+    dead AS ({to_dead("fin", errors="reason, message, detail", where="outcome = 'dead'")}),
+    cancelled AS (SELECT * FROM fin WHERE outcome = 'cancelled'),
+    history AS ({
+    to_history("cancelled", "'cancelled'", errors="reason, message, detail", result="NULL")
+}),
+    keys AS ({free_keys("fin", "f.outcome <> 'queued'")})
+    SELECT id, CASE WHEN outcome <> 'queued' THEN pg_notify('{{schema}}.results', id::text) END
+    FROM fin"""
 
 
-def storable_text(text: str) -> str:
+# A released job whose cancellation was requested ends cancelled, not queued again.
+_RELEASE = f"""
+    WITH o AS (
+        SELECT * FROM unnest(:ids::bigint[], :slots::int2[], :tokens::uuid[]) AS o(id, slot, token)
+    ),
+    requeued AS (
+        UPDATE {{schema}}.job_live AS j SET
+            state = 'queued',
+            attempts = j.attempts - 1,
+            scheduled_at = greatest(j.scheduled_at, now() - :recent::interval),
+            claim_token = NULL,
+            lease_expires_at = NULL,
+            worker_id = NULL,
+            started_at = NULL
+        FROM o WHERE {{match}} AND j.cancel_requested_at IS NULL
+        RETURNING j.id, j.queue
+    ),
+    cancelled AS (
+        DELETE FROM {{schema}}.job_live AS j USING o
+        WHERE {{match}} AND j.cancel_requested_at IS NOT NULL
+        RETURNING j.*
+    ),
+    history AS ({
+    to_history(
+        "cancelled", "'cancelled'", errors=f"'cancelled', {CANCELLED_MESSAGE}, NULL", result="NULL"
+    )
+}),
+    keys AS ({free_keys("cancelled")})
+    SELECT id, pg_notify('{{schema}}.jobs', queue) FROM requeued
+    UNION ALL SELECT id, pg_notify('{{schema}}.results', id::text) FROM cancelled"""
+
+
+def _storable_text(text: str) -> str:
     """``text`` as a PostgreSQL text value can hold it: NUL characters and lone surrogates
     (which an exception message may contain) are written as backslash escapes."""
     return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-# A failed attempt of a job whose cancellation was requested is not retried.
-_RETRY = "(o.state = 'queued' AND j.cancel_requested_at IS NULL)"
-# A released job whose cancellation was requested ends cancelled, not queued again.
-_CANCELLED = "j.cancel_requested_at IS NOT NULL"
+def _claims(outcomes: Sequence[Outcome]) -> dict[str, list[Any]]:
+    return {
+        "ids": [o.claim.job_id for o in outcomes],
+        "slots": [o.claim.slot for o in outcomes],
+        "tokens": [o.claim.token for o in outcomes],
+    }
+
+
+async def _fenced_by_slot_then_id(
+    by_slot: BoundStatement,
+    by_id: BoundStatement,
+    db: Queryable,
+    items: Sequence[Any],
+    values: Callable[[Sequence[Any]], dict[str, Any]],
+    owned: Callable[[list[Any]], set[int]],
+    job_id: Callable[[Any], int],
+) -> set[int]:
+    """Run a fenced statement by (id, slot), then, for the items it did not match, by id
+    alone (moved by the recycler, or fenced out after all); returns the ids matched."""
+    matched = owned(await by_slot.fetch(db, **values(items)))
+    rest = [item for item in items if job_id(item) not in matched]
+    if rest:
+        matched |= owned(await by_id.fetch(db, **values(rest)))
+    return matched
 
 
 class JobOutcomes(Statements):
     """How a worker's completer writes finished attempts, and how a stopping worker releases
     the jobs it did not finish."""
 
-    # One notification per batch, payload '': a waiter on get_result re-reads its own row.
-    # A notification per job would cost a queue entry per row on the hot path.
-    _record_done = Statement(
-        """
-        WITH done AS (
-            UPDATE {schema}.jobs AS j SET
-                state = 'done',
-                finished_at = now(),
-                claim_token = NULL,
-                lease_expires_at = NULL,
-                error_reason = NULL,
-                error_message = NULL,
-                error_detail = NULL,
-                result = o.result
-            FROM unnest(:ids::bigint[], :tokens::uuid[], :results::json[])
-                 AS o(id, token, result)
-            WHERE j.id = o.id AND j.claim_token = o.token
-            RETURNING j.id
-        )
-        SELECT array_agg(id) AS ids, pg_notify('{schema}.results', '') FROM done"""
-    )
-    _record_failed = Statement(
-        f"""
-        UPDATE {{schema}}.jobs AS j SET
-            state = CASE WHEN o.state = 'queued' AND j.cancel_requested_at IS NOT NULL
-                         THEN 'cancelled' ELSE o.state END,
-            finished_at = CASE WHEN {_RETRY} THEN NULL ELSE now() END,
-            scheduled_at = CASE WHEN {_RETRY}
-                                THEN now() + make_interval(secs => o.delay)
-                                ELSE j.scheduled_at END,
-            claim_token = NULL,
-            lease_expires_at = NULL,
-            error_reason = o.reason,
-            error_message = o.message,
-            error_detail = o.detail
-        FROM unnest(:ids::bigint[], :tokens::uuid[], :states::text[], :delays::float8[],
-                    :reasons::text[], :messages::text[], :details::json[])
-             AS o(id, token, state, delay, reason, message, detail)
-        WHERE j.id = o.id AND j.claim_token = o.token
-        RETURNING j.id,
-                  CASE WHEN j.state <> 'queued' THEN pg_notify('{{schema}}.results', j.id::text)
-                  END"""
-    )
+    _record_done = Statement(_RECORD_DONE.replace("{match}", _BY_SLOT))
+    _record_done_moved = Statement(_RECORD_DONE.replace("{match}", _BY_ID))
+    _record_failed = Statement(_RECORD_FAILED.replace("{match}", _BY_SLOT))
+    _record_failed_moved = Statement(_RECORD_FAILED.replace("{match}", _BY_ID))
 
     async def record(self, db: Queryable, outcomes: Sequence[Outcome]) -> set[int]:
         """Write finished attempts; returns the ids still owned (the others were fenced out).
 
-        Successes, the bulk of any batch, go through a lean statement of three arrays; the
-        rest (retries, dead letters, cancellations) through the general one.
+        Successes, the bulk of any batch, go through a lean statement; the rest (retries,
+        dead letters, cancellations) through the general one.
         """
         done = [o for o in outcomes if o.state == "done"]
         failed = [o for o in outcomes if o.state != "done"] if len(done) < len(outcomes) else []
         owned: set[int] = set()
         if done:
-            row = await self._record_done.fetchrow(
+            owned |= await _fenced_by_slot_then_id(
+                self._record_done,
+                self._record_done_moved,
                 db,
-                ids=[o.job_id for o in done],
-                tokens=[o.claim_token for o in done],
-                results=[o.result_json for o in done],
+                done,
+                lambda batch: {**_claims(batch), "results": [o.result_json for o in batch]},
+                lambda rows: set(rows[0]["ids"] or ()),
+                lambda o: o.job_id,
             )
-            assert row is not None
-            owned.update(row["ids"] or ())
         if failed:
-            rows = await self._record_failed.fetch(
+            owned |= await _fenced_by_slot_then_id(
+                self._record_failed,
+                self._record_failed_moved,
                 db,
-                ids=[o.job_id for o in failed],
-                tokens=[o.claim_token for o in failed],
-                states=[o.state for o in failed],
-                delays=[o.retry_delay for o in failed],
-                reasons=[o.error.reason if o.error else None for o in failed],
-                messages=[storable_text(o.error.message) if o.error else None for o in failed],
-                details=[
-                    json.dumps(o.error.detail) if o.error and o.error.detail is not None else None
-                    for o in failed
-                ],
+                failed,
+                _failed_values,
+                lambda rows: {row["id"] for row in rows},
+                lambda o: o.job_id,
             )
-            owned.update(row["id"] for row in rows)
         return owned
 
-    _release = Statement(
-        f"""
-        UPDATE {{schema}}.jobs AS j SET
-            state = CASE WHEN {_CANCELLED} THEN 'cancelled' ELSE 'queued' END,
-            attempts = CASE WHEN {_CANCELLED} THEN j.attempts ELSE j.attempts - 1 END,
-            finished_at = CASE WHEN {_CANCELLED} THEN now() END,
-            error_reason = CASE WHEN {_CANCELLED} THEN 'cancelled' ELSE j.error_reason END,
-            error_message = CASE WHEN {_CANCELLED} THEN {CANCELLED_MESSAGE}
-                                 ELSE j.error_message END,
-            error_detail = CASE WHEN {_CANCELLED} THEN NULL ELSE j.error_detail END,
-            claim_token = NULL,
-            lease_expires_at = NULL,
-            worker_id = NULL,
-            started_at = CASE WHEN {_CANCELLED} THEN j.started_at END
-        FROM unnest(:ids::bigint[], :tokens::uuid[]) AS r(id, token)
-        WHERE j.id = r.id AND j.claim_token = r.token
-        RETURNING j.id, CASE WHEN j.state = 'queued' THEN pg_notify('{{schema}}.jobs', j.queue)
-                             ELSE pg_notify('{{schema}}.results', j.id::text) END"""
-    )
+    _release = Statement(_RELEASE.replace("{match}", _BY_SLOT))
+    _release_moved = Statement(_RELEASE.replace("{match}", _BY_ID))
 
-    async def release(self, db: Queryable, claims: Sequence[tuple[int, uuid.UUID]]) -> set[int]:
+    async def release(self, db: Queryable, claims: Sequence[Claim]) -> set[int]:
         """Give claimed jobs back to the queue without spending their attempt."""
-        rows = await self._release.fetch(
-            db, ids=[c[0] for c in claims], tokens=[c[1] for c in claims]
+
+        def values(batch: Sequence[Claim]) -> dict[str, Any]:
+            return {
+                "ids": [c.job_id for c in batch],
+                "slots": [c.slot for c in batch],
+                "tokens": [c.token for c in batch],
+                "recent": REQUEUE_AT_MOST_AGO,
+            }
+
+        return await _fenced_by_slot_then_id(
+            self._release,
+            self._release_moved,
+            db,
+            claims,
+            values,
+            lambda rows: {row["id"] for row in rows},
+            lambda claim: claim.job_id,
         )
-        return {row["id"] for row in rows}
+
+
+def _failed_values(batch: Sequence[Outcome]) -> dict[str, Any]:
+    return {
+        **_claims(batch),
+        "states": [o.state for o in batch],
+        "delays": [o.retry_delay for o in batch],
+        "reasons": [o.error.reason if o.error else None for o in batch],
+        "messages": [_storable_text(o.error.message) if o.error else None for o in batch],
+        "details": [
+            json.dumps(o.error.detail) if o.error and o.error.detail is not None else None
+            for o in batch
+        ],
+    }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
@@ -11,7 +10,7 @@ import asyncpg
 
 from soniq.db.sql import Queryable, Statement, Statements
 from soniq.db.workers import LIVE_WORKER, WorkerStore
-from soniq.job import Job, JobError, JobState
+from soniq.job import Claim, Job, JobError, JobState
 from soniq.status import QueueStats, Status, VersionCount, WaitingJob
 
 _JOB_COLUMNS = """id, task_name, queue, args, state, priority, attempts, max_attempts,
@@ -50,8 +49,19 @@ def _job_from_row(row: asyncpg.Record) -> Job:
     )
 
 
-_DEAD_FILTER = """state = 'dead'
-      AND (:task_name::text IS NULL OR task_name = :task_name)
+# Every job that waits to run: queued (due now or later) or dead (it may be replayed).
+_WAITING = """
+    SELECT id, task_name, contract_version, args,
+           CASE WHEN scheduled_at > now() THEN 'scheduled' ELSE 'queued' END AS state
+    FROM {schema}.job_live WHERE state = 'queued'
+    UNION ALL
+    SELECT id, task_name, contract_version, args,
+           CASE WHEN scheduled_at > now() THEN 'scheduled' ELSE 'queued' END
+    FROM {schema}.job_scheduled
+    UNION ALL
+    SELECT id, task_name, contract_version, args, 'dead' FROM {schema}.job_dead"""
+
+_DEAD_FILTER = """(:task_name::text IS NULL OR task_name = :task_name)
       AND (:queue::text IS NULL OR queue = :queue)
       AND (:older_than::interval IS NULL OR finished_at < now() - :older_than::interval)"""
 
@@ -94,7 +104,7 @@ class JobReads(Statements):
     _list_dead = Statement(
         f"""
         SELECT {_JOB_COLUMNS} FROM {{schema}}.jobs
-        WHERE state = 'dead'
+        WHERE state = 'dead'  -- only job_dead's part of the view is read
           AND (:task_name::text IS NULL OR task_name = :task_name)
           AND (:queue::text IS NULL OR queue = :queue)
         ORDER BY finished_at DESC, id DESC
@@ -108,7 +118,7 @@ class JobReads(Statements):
         rows = await self._list_dead.fetch(db, task_name=task_name, queue=queue, limit=limit)
         return [_job_from_row(row) for row in rows]
 
-    _count_dead = Statement(f"SELECT count(*) FROM {{schema}}.jobs WHERE {_DEAD_FILTER}")
+    _count_dead = Statement(f"SELECT count(*) FROM {{schema}}.job_dead WHERE {_DEAD_FILTER}")
 
     async def count_dead(
         self,
@@ -127,7 +137,7 @@ class JobReads(Statements):
 
     _dead_ids = Statement(
         f"""
-        SELECT id FROM {{schema}}.jobs
+        SELECT id FROM {{schema}}.job_dead
         WHERE {_DEAD_FILTER} AND id < :below_id
         ORDER BY id DESC
         LIMIT :limit"""
@@ -157,34 +167,53 @@ class JobReads(Statements):
 
     _cancel_requested = Statement(
         """
-        SELECT j.id FROM {schema}.jobs AS j
-        JOIN unnest(:ids::bigint[], :tokens::uuid[]) AS c(id, token)
-          ON j.id = c.id AND j.claim_token = c.token
+        SELECT j.id FROM {schema}.job_live AS j
+        JOIN unnest(:ids::bigint[], :slots::int2[], :tokens::uuid[]) AS c(id, slot, token)
+          ON j.id = c.id AND j.slot = c.slot AND j.claim_token = c.token
         WHERE j.cancel_requested_at IS NOT NULL"""
     )
 
-    async def cancel_requested(
-        self, db: Queryable, claims: Sequence[tuple[int, uuid.UUID]]
-    ) -> set[int]:
-        """Of these claims, still owned, the jobs whose cancellation was requested."""
+    async def cancel_requested(self, db: Queryable, claims: Sequence[Claim]) -> set[int]:
+        """Of these claims, still owned where they are, the jobs whose cancellation was
+        requested (a claim the recycler moved is checked again by the next heartbeat)."""
         rows = await self._cancel_requested.fetch(
-            db, ids=[c[0] for c in claims], tokens=[c[1] for c in claims]
+            db,
+            ids=[c.job_id for c in claims],
+            slots=[c.slot for c in claims],
+            tokens=[c.token for c in claims],
         )
         return {row["id"] for row in rows}
 
+    # Each table answers for its own states: the ring and job_scheduled are small by
+    # construction, job_dead holds what waits for a person, and only the last hour of
+    # history is read.
     _queue_stats = Statement(
         """
-        SELECT queue,
-            count(*) FILTER (WHERE state = 'queued' AND scheduled_at <= now()) AS queued,
-            count(*) FILTER (WHERE state = 'queued' AND scheduled_at > now()) AS scheduled,
-            count(*) FILTER (WHERE state = 'running') AS running,
-            count(*) FILTER (WHERE state = 'done') AS done_last_hour,
-            count(*) FILTER (WHERE state = 'dead') AS dead,
-            extract(epoch FROM now() - min(scheduled_at)
-                    FILTER (WHERE state = 'queued' AND scheduled_at <= now())) AS oldest
-        FROM {schema}.jobs
-        WHERE state IN ('queued', 'running', 'dead')
-           OR (state = 'done' AND finished_at > now() - interval '1 hour')
+        SELECT queue, sum(queued)::bigint AS queued, sum(scheduled)::bigint AS scheduled,
+               sum(running)::bigint AS running, sum(done)::bigint AS done_last_hour,
+               sum(dead)::bigint AS dead,
+               extract(epoch FROM now() - min(oldest)) AS oldest
+        FROM (
+            SELECT queue,
+                   count(*) FILTER (WHERE state = 'queued' AND scheduled_at <= now()) AS queued,
+                   count(*) FILTER (WHERE state = 'queued' AND scheduled_at > now())
+                       AS scheduled,
+                   count(*) FILTER (WHERE state = 'running') AS running, 0 AS done, 0 AS dead,
+                   min(scheduled_at) FILTER (WHERE state = 'queued' AND scheduled_at <= now())
+                       AS oldest
+            FROM {schema}.job_live GROUP BY queue
+            UNION ALL
+            SELECT queue, count(*) FILTER (WHERE scheduled_at <= now()),
+                   count(*) FILTER (WHERE scheduled_at > now()), 0, 0, 0,
+                   min(scheduled_at) FILTER (WHERE scheduled_at <= now())
+            FROM {schema}.job_scheduled GROUP BY queue
+            UNION ALL
+            SELECT queue, 0, 0, 0, 0, count(*), NULL FROM {schema}.job_dead GROUP BY queue
+            UNION ALL
+            SELECT queue, 0, 0, 0, count(*), 0, NULL FROM {schema}.job_history
+            WHERE finished_at > now() - interval '1 hour' AND state = 'done'
+            GROUP BY queue
+        ) AS counts
         GROUP BY queue
         ORDER BY queue"""
     )
@@ -225,8 +254,12 @@ class JobReads(Statements):
             GROUP BY t.key
         )
         SELECT j.task_name, j.contract_version, count(*) AS count
-        FROM {{schema}}.jobs j JOIN served s ON s.task_name = j.task_name
-        WHERE j.state = 'queued' AND j.contract_version > s.version
+        FROM (SELECT task_name, contract_version FROM {{schema}}.job_live
+              WHERE state = 'queued'
+              UNION ALL
+              SELECT task_name, contract_version FROM {{schema}}.job_scheduled) AS j
+        JOIN served s ON s.task_name = j.task_name
+        WHERE j.contract_version > s.version
         GROUP BY j.task_name, j.contract_version
         ORDER BY j.task_name, j.contract_version"""
     )
@@ -240,13 +273,9 @@ class JobReads(Statements):
         ]
 
     _contract_versions = Statement(
-        """
-        SELECT task_name, contract_version,
-               CASE WHEN state = 'queued' AND scheduled_at > now() THEN 'scheduled'
-                    ELSE state END AS state,
-               count(*) AS count
-        FROM {schema}.jobs
-        WHERE state IN ('queued', 'dead')
+        f"""
+        SELECT task_name, contract_version, state, count(*) AS count
+        FROM ({_WAITING}) AS waiting
         GROUP BY 1, 2, 3
         ORDER BY 1, 2 NULLS FIRST, 3"""
     )
@@ -260,13 +289,10 @@ class JobReads(Statements):
         ]
 
     _waiting_jobs = Statement(
-        """
-        SELECT id, contract_version,
-               CASE WHEN state = 'queued' AND scheduled_at > now() THEN 'scheduled'
-                    ELSE state END AS state,
-               args::text AS args
-        FROM {schema}.jobs
-        WHERE task_name = :task_name AND state IN ('queued', 'dead')
+        f"""
+        SELECT id, contract_version, state, args::text AS args
+        FROM ({_WAITING}) AS waiting
+        WHERE task_name = :task_name
         ORDER BY id"""
     )
 
