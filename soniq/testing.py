@@ -131,7 +131,7 @@ async def assert_enqueued(
     on the app) and compared with the stored args exactly, defaults included. ``queue`` and
     ``state`` narrow the match (any state by default: a job that already ran still counts).
     Without ``count`` at least one job must match, with it exactly that many. With a
-    connection or pool instead of an app, the jobs table is looked up in ``schema`` (default:
+    connection or pool instead of an app, the jobs are looked up in ``schema`` (default:
     ``SONIQ_SCHEMA`` or ``soniq``); a connection sees its own uncommitted enqueues.
     """
     name = _task_name(target)

@@ -1,11 +1,16 @@
-"""Every statement on the jobs table, reachable from one :class:`JobStore`.
+"""Every statement on the job tables, reachable from one :class:`JobStore`.
+
+The tables (migration 0009) hold a job in the table of its state: ``job_live``,
+``job_scheduled``, ``job_dead`` and ``job_history``; :mod:`.moves` has the fragments that
+move a row from one to the next.
 
 The statements are grouped by who runs them, each written beside the method that runs it:
 
 - ``writes`` (:mod:`.writes`): producers and the periodic scheduler insert jobs;
-- ``claims`` (:mod:`.claims`): workers lock due jobs;
+- ``claims`` (:mod:`.claims`): workers lock due jobs and promote scheduled ones;
 - ``outcomes`` (:mod:`.outcomes`): workers record finished attempts or release jobs;
-- ``maintenance`` (:mod:`.maintenance`): heartbeats, the rescuer, retention;
+- ``maintenance`` (:mod:`.maintenance`): heartbeats, the rescuer, retention, recycling
+  the live ring;
 - ``reads`` (:mod:`.reads`): single jobs, lists and reports;
 - ``actions`` (:mod:`.actions`): cancel, replay and purge.
 
@@ -26,7 +31,7 @@ from soniq.db.jobs.writes import JobWrites
 
 
 class JobStore:
-    """The statements on ``<schema>.jobs`` (the schema is a checked identifier), and the
+    """The statements on the job tables of ``schema`` (the schema is a checked identifier), and the
     channels they notify."""
 
     def __init__(self, schema: str) -> None:
