@@ -1,5 +1,6 @@
 """The write path: an enqueue call becomes a validated, encoded row, then is stored (one job
-with its dedup race handled, or many in pipelined chunks, all or nothing)."""
+with its dedup key, or many in pipelined chunks, all or nothing) by the enqueue functions
+of migration 0010."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from soniq.checks import INT32, duration, whole_number
 from soniq.db.connection import Database, pooled
 from soniq.db.jobs import JobStore
 from soniq.encoding import encode_args, encode_many
-from soniq.errors import ConfigurationError, EnqueueError, UnknownTaskError
+from soniq.errors import EnqueueError, UnknownTaskError
 from soniq.job import NewJob
 from soniq.metrics import Metrics
 from soniq.names import check_queue_name, check_task_name
@@ -162,7 +163,6 @@ def build_job(
     )
 
 
-_DEDUP_RACE_RETRIES = 5
 _BULK_CHUNK = 1000
 
 
@@ -211,22 +211,16 @@ class Enqueuer:
         )
 
     async def enqueue(self, job: NewJob, connection: asyncpg.Connection | None) -> int:
-        """Store ``job`` (on ``connection`` when given, in the caller's transaction)."""
+        """Store ``job`` (on ``connection`` when given, in the caller's transaction); with
+        a ``dedup_key`` a live job holds, return that job's id and store nothing."""
         db = connection if connection is not None else await self._database.pool()
         with self._database.errors():
-            for _ in range(_DEDUP_RACE_RETRIES):
-                job_id = await self._store.writes.insert(db, job)
-                if job_id is None and job.dedup_key is not None:
-                    # The live job holding the key may finish between the two statements;
-                    # then the insert is tried again.
-                    job_id = await self._store.writes.live_id_for_dedup_key(db, job.dedup_key)
-                if job_id is not None:
-                    if self.metrics is not None:
-                        self.metrics.enqueued(job.task_name, job.queue)
-                    return job_id
-        raise ConfigurationError(
-            f"dedup_key {job.dedup_key!r} kept changing owner during enqueue; try again"
-        )
+            job_id = await self._store.writes.insert(
+                db, job, max_args_bytes=self._settings.max_args_bytes
+            )
+        if self.metrics is not None:
+            self.metrics.enqueued(job.task_name, job.queue)
+        return job_id
 
     async def enqueue_many(
         self,
@@ -286,7 +280,9 @@ class Enqueuer:
                         if inserting is not None:
                             ids += await inserting
                         inserting = asyncio.ensure_future(
-                            self._store.writes.insert_many(conn, template, chunk)
+                            self._store.writes.insert_many(
+                                conn, template, chunk, max_args_bytes=self._settings.max_args_bytes
+                            )
                         )
                         await asyncio.sleep(0)  # let it send the statement before we encode on
                     assert inserting is not None

@@ -131,6 +131,7 @@ def _values(filled: dict[str, Any]) -> dict[str, Any]:
         "contract_fingerprint": None,
         "trace_context": None,
         "dedup_key": "key-1",
+        "max_args_bytes": 1 << 20,
         "key": "periodic-1",
         "tick": None,
         "limit": 100,
