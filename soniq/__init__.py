@@ -2,6 +2,7 @@
 
 from soniq.app import Soniq
 from soniq.contracts import ContractsReport, VersionReport
+from soniq.db.grants import RoleKind
 from soniq.dead_letter import DeadLetterQueue
 from soniq.errors import (
     ArgsNotJSONError,
@@ -15,6 +16,7 @@ from soniq.errors import (
     JobFailedError,
     JobNotFoundError,
     MigrationError,
+    PermissionDeniedError,
     RegistrationError,
     ResultTimeoutError,
     SchemaNotReadyError,
@@ -43,9 +45,11 @@ __all__ = [
     "JobNotFoundError",
     "JobState",
     "MigrationError",
+    "PermissionDeniedError",
     "QueueStats",
     "RegistrationError",
     "ResultTimeoutError",
+    "RoleKind",
     "SchemaNotReadyError",
     "Soniq",
     "SoniqError",

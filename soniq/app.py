@@ -17,8 +17,9 @@ from soniq import tracing
 from soniq.checks import job_state, possible_job_ids, whole_number
 from soniq.contracts import ContractsReport, check_waiting_jobs
 from soniq.db.connection import Database
+from soniq.db.grants import RoleKind, grant_statements
 from soniq.db.jobs import JobStore
-from soniq.db.migrate import check_current, migrate
+from soniq.db.migrate import check_current, migrate, migration_script
 from soniq.dead_letter import DeadLetterQueue
 from soniq.enqueue import Enqueuer
 from soniq.errors import ConfigurationError, JobNotFoundError
@@ -101,11 +102,27 @@ class Soniq(Registration):
         self._metrics: Metrics | None = None
         self.dead_letter = DeadLetterQueue(self._store, self._database)
 
-    async def setup(self) -> None:
-        """Create or upgrade the Soniq schema (safe to run from many processes at once)."""
-        applied = await self._database.run(lambda conn: migrate(conn, self.schema))
+    async def setup(self, *, grants: Iterable[tuple[RoleKind, str]] = ()) -> None:
+        """Create or upgrade the Soniq schema (safe to run from many processes at once),
+        then give each ``(kind, role)`` of ``grants`` its privileges: ``kind`` is
+        ``"producer"``, ``"worker"``, ``"viewer"`` or ``"viewer-without-args"`` (see
+        docs/security.md)."""
+        then = self._grant_statements(grants)
+        applied = await self._database.run(lambda conn: migrate(conn, self.schema, then=then))
         if applied:
             logger.info("schema %s: applied migrations %s", self.schema, applied)
+
+    async def setup_script(self, *, grants: Iterable[tuple[RoleKind, str]] = ()) -> str:
+        """The SQL :meth:`setup` would run now, as one script to review and run by hand."""
+        then = self._grant_statements(grants)
+        return await self._database.run(lambda conn: migration_script(conn, self.schema, then))
+
+    def _grant_statements(self, grants: Iterable[tuple[RoleKind, str]]) -> list[str]:
+        return [
+            statement
+            for kind, role in grants
+            for statement in grant_statements(self.schema, kind, role)
+        ]
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:

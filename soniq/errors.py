@@ -7,6 +7,7 @@
     ├── DatabaseError
     │   ├── DatabaseUnavailableError    PostgreSQL cannot be reached, or the connection was lost
     │   ├── SchemaNotReadyError         the Soniq schema is missing or older than this code
+    │   ├── PermissionDeniedError       the database role lacks a privilege this call needs
     │   └── MigrationError              a migration cannot be applied safely
     ├── RegistrationError           a handler or task reference is defined wrongly
     │   └── InvalidNameError            a task or queue name breaks the naming rules
@@ -48,6 +49,10 @@ class DatabaseUnavailableError(DatabaseError):
 
 class SchemaNotReadyError(DatabaseError):
     """The Soniq schema does not exist yet or is older than this version of Soniq."""
+
+
+class PermissionDeniedError(DatabaseError):
+    """The database role lacks a privilege the operation needs (see docs/security.md)."""
 
 
 class MigrationError(DatabaseError):

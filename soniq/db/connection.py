@@ -14,6 +14,7 @@ import asyncpg
 from soniq.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
+    PermissionDeniedError,
     SchemaNotReadyError,
     SoniqError,
 )
@@ -57,6 +58,17 @@ def translate_errors(url: str, schema: str) -> Iterator[None]:
         raise SchemaNotReadyError(
             f"the Soniq schema {schema!r} is missing or incomplete in {without_password(url)}: "
             "run `soniq setup` or `await app.setup()` first"
+        ) from exc
+    except asyncpg.UndefinedFunctionError as exc:
+        raise SchemaNotReadyError(
+            f"the Soniq schema {schema!r} in {without_password(url)} is older than this code "
+            f"({exc}): run `soniq setup` or `await app.setup()`"
+        ) from exc
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise PermissionDeniedError(
+            f"{redact(str(exc), url)} at {without_password(url)}: this role lacks the "
+            "privilege; `soniq setup --grant-producer/--grant-worker/--grant-viewer ROLE` "
+            "gives each role what it needs (docs/security.md)"
         ) from exc
     except asyncpg.InvalidCatalogNameError as exc:
         raise ConfigurationError(

@@ -45,20 +45,36 @@ def _lock_key(schema: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-async def migrate(conn: asyncpg.Connection, schema: str) -> list[int]:
-    """Bring ``schema`` up to date; returns the versions applied by this call."""
+def _bootstrap(schema: str) -> list[str]:
+    """What runs before the migrations, in their transaction."""
+    return [
+        f"SELECT pg_advisory_xact_lock({_lock_key(schema)})",
+        f"CREATE SCHEMA IF NOT EXISTS {schema}",
+        f"""CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                checksum   text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now())""",
+    ]
+
+
+def _record(schema: str, migration: Migration) -> str:
+    return (
+        f"INSERT INTO {schema}.schema_migrations (version, name, checksum) "
+        f"VALUES ({migration.version}, '{migration.name}', '{migration.checksum}')"
+    )
+
+
+async def migrate(
+    conn: asyncpg.Connection, schema: str, *, then: list[str] | None = None
+) -> list[int]:
+    """Bring ``schema`` up to date, then run the statements ``then`` in the same
+    transaction; returns the versions applied by this call."""
     migrations = load_migrations()
     applied_now: list[int] = []
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(schema))
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        await conn.execute(
-            f"""CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
-                    version    integer PRIMARY KEY,
-                    name       text NOT NULL,
-                    checksum   text NOT NULL,
-                    applied_at timestamptz NOT NULL DEFAULT now())"""
-        )
+        for statement in _bootstrap(schema):
+            await conn.execute(statement)
         rows = await conn.fetch(f"SELECT version, checksum FROM {schema}.schema_migrations")
         applied = {row["version"]: row["checksum"] for row in rows}
         known = {m.version: m for m in migrations}
@@ -72,20 +88,34 @@ async def migrate(conn: asyncpg.Connection, schema: str) -> list[int]:
             checksum = applied.get(migration.version)
             if checksum is None:
                 await conn.execute(migration.sql.replace("{schema}", schema))
-                await conn.execute(
-                    f"INSERT INTO {schema}.schema_migrations (version, name, checksum) "
-                    "VALUES ($1, $2, $3)",
-                    migration.version,
-                    migration.name,
-                    migration.checksum,
-                )
+                await conn.execute(_record(schema, migration))
                 applied_now.append(migration.version)
             elif checksum != migration.checksum:
                 raise MigrationError(
                     f"migration {migration.version} ({migration.name}) in schema {schema!r} "
                     "was applied from a different file: a shipped migration must never change"
                 )
+        for statement in then or []:
+            await conn.execute(statement)
     return applied_now
+
+
+async def migration_script(conn: asyncpg.Connection, schema: str, then: list[str]) -> str:
+    """The SQL :func:`migrate` would run now, with ``then``, as one script to review and
+    run by hand (``soniq setup --print-sql``); it reads which migrations are applied."""
+    applied: set[int] = set()
+    if await conn.fetchval("SELECT to_regclass($1)", f"{schema}.schema_migrations"):
+        rows = await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")
+        applied = {row["version"] for row in rows}
+    statements = _bootstrap(schema)
+    for migration in load_migrations():
+        if migration.version not in applied:
+            statements += [
+                migration.sql.replace("{schema}", schema).strip(),
+                _record(schema, migration),
+            ]
+    body = "\n\n".join(statement.strip().rstrip(";") + ";" for statement in [*statements, *then])
+    return f"BEGIN;\n\n{body}\n\nCOMMIT;\n"
 
 
 async def check_current(conn: asyncpg.Connection, schema: str) -> None:
