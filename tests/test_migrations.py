@@ -176,3 +176,66 @@ async def test_two_schemas_in_one_database_are_independent(
     finally:
         await other.close()
         await drop_schema(database_url, other_schema)
+
+
+async def test_upgrade_across_the_lifecycle_tables_carries_every_job_over(
+    database_url: str, db: asyncpg.Connection, schema: str
+) -> None:
+    # A schema as Soniq left it before migration 0009, holding a job in every state.
+    async with db.transaction():
+        await db.execute(f"CREATE SCHEMA {schema}")
+        await db.execute(
+            f"""CREATE TABLE {schema}.schema_migrations (version integer PRIMARY KEY,
+                    name text NOT NULL, checksum text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        for migration in load_migrations():
+            if migration.version >= 9:
+                break
+            await db.execute(migration.sql.replace("{schema}", schema))
+            await db.execute(
+                f"INSERT INTO {schema}.schema_migrations VALUES ($1, $2, $3)",
+                migration.version,
+                migration.name,
+                migration.checksum,
+            )
+    rows = {
+        "due": "'queued', now() - interval '1 minute', NULL, NULL, NULL, 'k-due'",
+        "later": "'queued', now() + interval '1 hour', NULL, NULL, NULL, NULL",
+        "running": "'running', now(), gen_random_uuid(), now() + interval '1 minute', NULL, NULL",
+        "done": "'done', now(), NULL, NULL, now() - interval '1 hour', NULL",
+        "dead": "'dead', now(), NULL, NULL, now(), NULL",
+        "cancelled": "'cancelled', now(), NULL, NULL, now(), NULL",
+    }
+    ids = {}
+    for name, values in rows.items():
+        ids[name] = await db.fetchval(
+            f"""INSERT INTO {schema}.jobs (task_name, queue, args, max_attempts, state,
+                    scheduled_at, claim_token, lease_expires_at, finished_at, dedup_key, result)
+                VALUES ('up.grade', 'default', $1::json, 3, {values}, $2::json) RETURNING id""",
+            f'{{"name": "{name}"}}',
+            '{"ok": true}' if name == "done" else None,
+        )
+
+    app = Soniq(database_url, schema=schema)
+    try:
+        await app.setup()
+        where = {
+            "job_live": ("due", "running"),
+            "job_scheduled": ("later",),
+            "job_dead": ("dead",),
+            "job_history": ("done", "cancelled"),
+        }
+        for table, names in where.items():
+            held = {r["id"] for r in await db.fetch(f"SELECT id FROM {schema}.{table}")}
+            assert held == {ids[n] for n in names}, table
+        for name, job_id in ids.items():
+            job = await app.get_job(job_id)
+            expected = "queued" if name in ("due", "later") else name
+            assert (job.state.value, job.args) == (expected, {"name": name})
+        assert (await app.get_job(ids["done"])).result == {"ok": True}
+        # the live key still deduplicates; new ids continue after the old ones
+        assert await app.enqueue("up.grade", {}, dedup_key="k-due") == ids["due"]
+        assert await app.enqueue("up.grade", {}) > max(ids.values())
+    finally:
+        await app.close()
