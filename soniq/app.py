@@ -8,27 +8,23 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeAlias, TypeVar, overload
+from typing import Any, TypeAlias
 
 import asyncpg
-from pydantic import BaseModel
 
 from soniq import tracing
-from soniq.checks import job_state, possible_job_ids, whole_number
-from soniq.contracts import ContractsReport, check_waiting_jobs
 from soniq.db.connection import Database
 from soniq.db.grants import RoleKind, grant_statements
 from soniq.db.jobs import JobStore
 from soniq.db.migrate import check_current, migrate, migration_script
 from soniq.dead_letter import DeadLetterQueue
 from soniq.enqueue import Enqueuer
-from soniq.errors import ConfigurationError, JobNotFoundError
-from soniq.job import Job, JobState
+from soniq.errors import ConfigurationError
+from soniq.inspection import Inspection
 from soniq.metrics import Metrics
 from soniq.periodic import Schedules
 from soniq.registration import Registration
 from soniq.registry import Registry
-from soniq.results import wait_for_result
 from soniq.settings import (
     Settings,
     WorkerSettings,
@@ -36,7 +32,6 @@ from soniq.settings import (
     resolve_database_url,
     resolve_schema,
 )
-from soniq.status import Status
 from soniq.task_ref import ArgsT, TaskRef
 from soniq.worker.attempt import RetryPolicy
 from soniq.worker.drain import drain
@@ -44,13 +39,12 @@ from soniq.worker.worker import Worker
 
 logger = logging.getLogger("soniq")
 
-M = TypeVar("M", bound=BaseModel)
 # What enqueue takes: a task ref (args checked against its model), a name, or a handler.
 Target: TypeAlias = TaskRef[ArgsT] | str | Callable[..., Any]
 Args: TypeAlias = ArgsT | Mapping[str, Any]
 
 
-class Soniq(Registration):
+class Soniq(Registration, Inspection):
     """A Soniq app: enqueue jobs, register handlers, run workers, inspect jobs.
 
     Producer and consumer are roles, not classes: a producer only enqueues, a consumer also
@@ -107,22 +101,15 @@ class Soniq(Registration):
         then give each ``(kind, role)`` of ``grants`` its privileges: ``kind`` is
         ``"producer"``, ``"worker"``, ``"viewer"`` or ``"viewer-without-args"`` (see
         docs/security.md)."""
-        then = self._grant_statements(grants)
+        then = grant_statements(self.schema, grants)
         applied = await self._database.run(lambda conn: migrate(conn, self.schema, then=then))
         if applied:
             logger.info("schema %s: applied migrations %s", self.schema, applied)
 
     async def setup_script(self, *, grants: Iterable[tuple[RoleKind, str]] = ()) -> str:
         """The SQL :meth:`setup` would run now, as one script to review and run by hand."""
-        then = self._grant_statements(grants)
+        then = grant_statements(self.schema, grants)
         return await self._database.run(lambda conn: migration_script(conn, self.schema, then))
-
-    def _grant_statements(self, grants: Iterable[tuple[RoleKind, str]]) -> list[str]:
-        return [
-            statement
-            for kind, role in grants
-            for statement in grant_statements(self.schema, kind, role)
-        ]
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -217,73 +204,6 @@ class Soniq(Registration):
         job = self._enqueuer.prepare(target, args, queue=None, priority=None, trace_context=None)
         stored: dict[str, Any] = json.loads(job.args_json)
         return stored
-
-    async def get_job(self, job_id: int) -> Job:
-        """The job with this id; raises :class:`JobNotFoundError` if there is none."""
-        if not possible_job_ids(job_id):
-            raise JobNotFoundError(job_id)
-        job = await self._database.run(lambda db: self._store.reads.get(db, job_id))
-        if job is None:
-            raise JobNotFoundError(job_id)
-        return job
-
-    async def list_jobs(
-        self,
-        *,
-        state: JobState | str | None = None,
-        queue: str | None = None,
-        task_name: str | None = None,
-        limit: int | None = 100,
-    ) -> list[Job]:
-        """Jobs matching every given filter, newest first (at most ``limit``; None: all)."""
-        state_value = None if state is None else job_state(state)
-        if limit is not None:
-            whole_number(limit, "limit", minimum=1)
-        return await self._database.run(
-            lambda db: self._store.reads.list_jobs(
-                db, state=state_value, queue=queue, task_name=task_name, limit=limit
-            )
-        )
-
-    @overload
-    async def get_result(self, job_id: int, *, timeout: timedelta | float) -> Any: ...
-
-    @overload
-    async def get_result(self, job_id: int, *, timeout: timedelta | float, model: type[M]) -> M: ...
-
-    async def get_result(
-        self, job_id: int, *, timeout: timedelta | float, model: type[BaseModel] | None = None
-    ) -> Any:
-        """Wait for the job to finish and return its handler's return value (parsed JSON, or
-        an instance of ``model``). Raises :class:`JobFailedError` if the job is dead-lettered
-        or cancelled, :class:`ResultTimeoutError` if it has not finished within ``timeout``,
-        and :class:`JobNotFoundError` if it does not exist (or was pruned)."""
-        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
-        return await wait_for_result(
-            self._database, self._store, job_id, seconds=seconds, model=model
-        )
-
-    async def cancel(self, job_id: int) -> bool:
-        """Cancel a job: a queued job becomes ``cancelled`` at once; a running one is asked to
-        stop (its worker cancels the handler within about a second, and the job ends
-        ``cancelled``, not retried). False when the job is already finished or missing."""
-        if not possible_job_ids(job_id):
-            return False
-        state = await self._database.run(lambda db: self._store.actions.cancel(db, job_id))
-        return state is not None
-
-    async def status(self) -> Status:
-        """Per-queue counts, live workers, and jobs waiting for a newer consumer."""
-        return await self._database.run(self._store.reads.status)
-
-    async def check_contracts(self, refs: Iterable[TaskRef[Any]] | None = None) -> ContractsReport:
-        """Test every queued, scheduled and dead job of these tasks (default: the tasks this
-        app registered from refs) as a worker of this app would: upcasters, then validation."""
-        checked = list(self._registry.refs() if refs is None else refs)
-        upcasters = {ref.name: self._registry.upcasters(ref.name) for ref in checked}
-        return await self._database.run(
-            lambda db: check_waiting_jobs(db, self._store.reads, checked, upcasters)
-        )
 
     async def run_worker(
         self,

@@ -16,6 +16,7 @@ are written), so run them again after an upgrade adds tables.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Literal
 
 from soniq.errors import ConfigurationError
@@ -39,9 +40,13 @@ def check_role_name(role: str) -> str:
     return role
 
 
-def grant_statements(schema: str, kind: RoleKind, role: str) -> list[str]:
-    """The statements giving ``role`` the privileges of ``kind`` on ``schema`` (a checked
-    identifier)."""
+def grant_statements(schema: str, grants: Iterable[tuple[RoleKind, str]]) -> list[str]:
+    """The statements giving each ``(kind, role)`` of ``grants`` the privileges of ``kind``
+    on ``schema`` (a checked identifier)."""
+    return [statement for kind, role in grants for statement in _grant(schema, kind, role)]
+
+
+def _grant(schema: str, kind: RoleKind, role: str) -> list[str]:
     role = '"' + check_role_name(role) + '"'
     usage = f"GRANT USAGE ON SCHEMA {schema} TO {role}"
     if kind == "producer":

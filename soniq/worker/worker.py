@@ -88,7 +88,6 @@ class Worker:
         self.id = new_worker_id()
         self._metrics = metrics
         self._database = database
-        self._app_settings = app_settings
         self._pool = pool
         self._store = store
         self._registry = registry
@@ -129,8 +128,9 @@ class Worker:
                 concurrency=config.concurrency,
                 lease=config.lease,
             ),
+            Promoter(pool, store),
+            Recycler(pool, store),
         ]
-        self._services += [Promoter(pool, store), Recycler(pool, store)]
         if schedules:
             self._services.append(Scheduler(PeriodicStore(store.schema), store, pool, schedules))
         if database.can_listen:
