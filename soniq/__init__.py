@@ -27,6 +27,11 @@ from soniq.job import Job, JobContext, JobError, JobState
 from soniq.status import QueueStats, Status, VersionCount, WorkerRecord
 from soniq.task_ref import TaskRef, task_ref
 
+__version__ = "0.2.0"
+# Generated contract packages check this to tell this runtime from another project that is
+# also imported as `soniq` (PyPI's `soniq` distribution).
+__distribution__ = "soniq-jobs"
+
 __all__ = [
     "ArgsNotJSONError",
     "ArgsTooLargeError",

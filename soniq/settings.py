@@ -26,7 +26,7 @@ def resolve_database_url(database_url: str | None) -> str:
         raise ConfigurationError(
             "no database configured: pass Soniq(database_url='postgresql://user@host/db'), "
             f"or set {DATABASE_URL_ENV}; use database_url='embedded' to run a local PostgreSQL "
-            "inside this environment (pip install 'soniq[embedded]')"
+            "inside this environment (pip install 'soniq-jobs[embedded]')"
         )
     if url != EMBEDDED and not url.startswith(("postgresql://", "postgres://")):
         raise ConfigurationError(

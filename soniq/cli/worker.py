@@ -38,7 +38,7 @@ from soniq.cli.common import (
     "--metrics-port",
     default=None,
     type=click.IntRange(0, 65535),
-    help="Serve Prometheus metrics on this port (needs soniq[metrics]).",
+    help="Serve Prometheus metrics on this port (needs soniq-jobs[metrics]).",
 )
 @click.option("--metrics-host", default="127.0.0.1", show_default=True)
 @click.option(
