@@ -204,6 +204,9 @@ class Worker:
             else "; no LISTEN (transaction pooling without "
             f"listen_url): polling every {self._config.poll_interval.total_seconds():g}s",
         )
+        hint = tracing.missing_hint()
+        if hint is not None:
+            logger.warning(hint)
         for service in [*self._services, self._completer]:
             service.start()
         restore_signals = handle_signals(self.stop, self.hard_stop)
