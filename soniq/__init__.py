@@ -23,6 +23,7 @@ from soniq.errors import (
     SoniqError,
     UnknownTaskError,
 )
+from soniq.installed import UnknownTaskWarning
 from soniq.job import Job, JobContext, JobError, JobState
 from soniq.status import QueueStats, Status, VersionCount, WorkerRecord
 from soniq.task_ref import TaskRef, task_ref
@@ -61,6 +62,7 @@ __all__ = [
     "Status",
     "TaskRef",
     "UnknownTaskError",
+    "UnknownTaskWarning",
     "VersionCount",
     "VersionReport",
     "WorkerRecord",

@@ -23,6 +23,7 @@ from soniq.db.migrate import check_current, migrate, migration_script
 from soniq.dead_letter import DeadLetterQueue
 from soniq.enqueue import Enqueuer
 from soniq.errors import ConfigurationError, JobNotFoundError
+from soniq.installed import UnknownTasks
 from soniq.job import Job, JobState
 from soniq.metrics import Metrics
 from soniq.periodic import Schedules
@@ -61,6 +62,13 @@ class Soniq(Registration):
     how long done (and, if set, dead) jobs are kept, the pool size, and for a URL through
     PgBouncer in transaction mode ``transaction_pooling=True`` with a direct ``listen_url``
     (without one, workers and ``get_result`` poll; see docs/deployment.md).
+
+    Enqueue by bare task name uses the installed contract packages (their ``soniq.contracts``
+    entry points): a known name is validated by its model and goes to its default queue. A
+    name that neither they nor this app's handlers know is, by ``unknown_tasks``, enqueued
+    with an :class:`UnknownTaskWarning` naming the closest known name (``"warn"``, only when
+    some contract package is installed), refused with :class:`UnknownTaskError`
+    (``"refuse"``), or enqueued silently (``"allow"``).
     """
 
     def __init__(
@@ -77,6 +85,7 @@ class Soniq(Registration):
         pool_size: int = 10,
         listen_url: str | None = None,
         transaction_pooling: bool = False,
+        unknown_tasks: UnknownTasks = "warn",
     ) -> None:
         self.settings = Settings(
             resolve_database_url(database_url),
@@ -90,6 +99,7 @@ class Soniq(Registration):
             pool_size=pool_size,
             listen_url=listen_url,
             transaction_pooling=transaction_pooling,
+            unknown_tasks=unknown_tasks,
         )
         self.schema = self.settings.schema
         self._database = Database(self.settings)

@@ -5,6 +5,7 @@ of migration 0010."""
 from __future__ import annotations
 
 import asyncio
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from soniq.db.connection import Database, pooled
 from soniq.db.jobs import JobStore
 from soniq.encoding import encode_args, encode_many
 from soniq.errors import EnqueueError, UnknownTaskError
+from soniq.installed import InstalledContracts, UnknownTasks, UnknownTaskWarning
 from soniq.job import NewJob
 from soniq.metrics import Metrics
 from soniq.names import check_queue_name, check_task_name
@@ -42,8 +44,20 @@ class Target:
     contract_fingerprint: str | None
 
 
-def resolve_target(target: object, registry: Registry, *, default_retries: int) -> Target:
+def resolve_target(
+    target: object,
+    registry: Registry,
+    *,
+    default_retries: int,
+    installed: InstalledContracts | None = None,
+    unknown_tasks: UnknownTasks = "allow",
+) -> Target:
     """Find the name, model and defaults for ``target``.
+
+    A bare name without a handler here is looked up in the ``installed`` contract packages
+    and enqueued as their ref. A name neither knows is, by ``unknown_tasks``: enqueued as
+    it is (``allow``); enqueued with a warning when some contract package is installed
+    (``warn``: without any, bare names are a producer's only way); or refused (``refuse``).
 
     Queue precedence: the ref's ``default_queue``, then the locally registered job's queue,
     then ``"default"`` (an explicit ``queue=`` overrides all of them later).
@@ -55,6 +69,16 @@ def resolve_target(target: object, registry: Registry, *, default_retries: int) 
     elif isinstance(target, str):
         check_task_name(target)
         spec = registry.get(target)
+        if spec is None and installed is not None:
+            ref = installed.get(target)
+            if ref is None and (
+                unknown_tasks == "refuse" or (unknown_tasks == "warn" and installed.refs())
+            ):
+                why = installed.unknown(target, registry.names())
+                if unknown_tasks == "refuse":
+                    raise UnknownTaskError(f"{why}; nothing written", task_name=target)
+                # stacklevel: the caller of app.enqueue()
+                warnings.warn(f"{why}; enqueued anyway", UnknownTaskWarning, stacklevel=5)
     elif callable(target):
         spec = registry.for_handler(target)
         if spec is None:
@@ -177,11 +201,16 @@ class Enqueuer:
         self._database = database
         self._store = store
         self._registry = registry
+        self._installed = InstalledContracts()
         self.metrics: Metrics | None = None  # set while the app serves metrics
 
     def resolve(self, target: object) -> Target:
         return resolve_target(
-            target, self._registry, default_retries=self._settings.default_retries
+            target,
+            self._registry,
+            default_retries=self._settings.default_retries,
+            installed=self._installed,
+            unknown_tasks=self._settings.unknown_tasks,
         )
 
     def prepare(

@@ -15,7 +15,8 @@
     │   ├── InvalidArgumentsError       args fail the task's model (every failing field listed)
     │   ├── ArgsNotJSONError            args are not exactly representable as JSON
     │   ├── ArgsTooLargeError           args exceed the configured size
-    │   └── UnknownTaskError            a function target that this app never registered
+    │   └── UnknownTaskError            a function this app never registered, or (with
+    │                                   unknown_tasks="refuse") a name nothing installed knows
     ├── JobNotFoundError            no job with that id
     ├── JobFailedError              get_result: the job was dead-lettered or cancelled
     └── ResultTimeoutError          get_result: the job did not finish in time
@@ -108,7 +109,9 @@ class ArgsTooLargeError(EnqueueError):
 
 
 class UnknownTaskError(EnqueueError):
-    """The enqueue target is a function this app never registered with ``@app.job``."""
+    """The enqueue target is a function this app never registered with ``@app.job``, or,
+    with ``Soniq(unknown_tasks="refuse")``, a task name that no installed contract package
+    and no handler of the app knows."""
 
 
 class JobNotFoundError(SoniqError):

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from soniq.checks import duration, whole_number
 from soniq.errors import ConfigurationError
+from soniq.installed import UNKNOWN_TASKS, UnknownTasks
 from soniq.names import check_queue_name, check_schema_name
 from soniq.urls import EMBEDDED, without_password
 
@@ -79,6 +80,8 @@ class Settings:
     # database_url reaches PostgreSQL through a pooler in transaction mode (PgBouncer):
     # no prepared-statement cache, and LISTEN only through listen_url (else polling).
     transaction_pooling: bool = False
+    # A bare task name no installed contract package and no handler knows: see Soniq.
+    unknown_tasks: UnknownTasks = "warn"
 
     def __post_init__(self) -> None:
         resolve_database_url(self.database_url)
@@ -97,6 +100,11 @@ class Settings:
         if self.dead_retention is not None:
             duration(self.dead_retention, "dead_retention")
         whole_number(self.pool_size, "pool_size", minimum=1)
+        if self.unknown_tasks not in UNKNOWN_TASKS:
+            raise ConfigurationError(
+                f"unknown_tasks must be one of {', '.join(map(repr, UNKNOWN_TASKS))}, "
+                f"got {self.unknown_tasks!r}"
+            )
 
 
 @dataclass(frozen=True)

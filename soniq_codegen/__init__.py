@@ -18,10 +18,14 @@ and the breaking-change check (docs/breaking-changes.md)::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import NoReturn
 
-if TYPE_CHECKING:
+# What the codegen extra installs, by import name.
+CODEGEN_MODULES = frozenset({"datamodel_code_generator", "jsonschema", "yaml"})
+#: Without the codegen extra: one line saying what to install (the command prints it).
+MISSING_EXTRA: str | None = None
+
+try:
     from soniq_codegen.baseline import Baseline, load_baseline
     from soniq_codegen.compatibility import RULES, Finding, Report, compare
     from soniq_codegen.contract import TaskContract
@@ -31,35 +35,20 @@ if TYPE_CHECKING:
     from soniq_codegen.problem import ContractError, Problem
     from soniq_codegen.render import render_package
     from soniq_codegen.write import OutputError, diff_tree, write_tree
-
-# Imported on first use, so that `import soniq_codegen` (and the command's entry point)
-# works without the codegen extra and can say what to install.
-_HOMES = {
-    "Baseline": "baseline",
-    "load_baseline": "baseline",
-    "RULES": "compatibility",
-    "Finding": "compatibility",
-    "Report": "compatibility",
-    "compare": "compatibility",
-    "TaskContract": "contract",
-    "ContractSet": "contract_set",
-    "check_contracts": "contract_set",
-    "fingerprint": "fingerprint",
-    "meta_schema": "meta_schema",
-    "ContractError": "problem",
-    "Problem": "problem",
-    "render_package": "render",
-    "OutputError": "write",
-    "diff_tree": "write",
-    "write_tree": "write",
-}
+except ModuleNotFoundError as exc:
+    _missing = (exc.name or "").partition(".")[0]
+    if _missing not in CODEGEN_MODULES:
+        raise
+    MISSING_EXTRA = (
+        f"soniq-codegen needs the codegen extra ({_missing} is not installed): "
+        "pip install 'soniq-jobs[codegen]'"
+    )
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'soniq_codegen' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"soniq_codegen.{home}"), name)
+def __getattr__(name: str) -> NoReturn:
+    if MISSING_EXTRA is not None and name in __all__:
+        raise ImportError(MISSING_EXTRA)
+    raise AttributeError(f"module 'soniq_codegen' has no attribute {name!r}")
 
 
 __all__ = [

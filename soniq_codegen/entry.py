@@ -5,20 +5,13 @@ from __future__ import annotations
 
 import sys
 
-# What the codegen extra installs, by import name.
-CODEGEN_MODULES = frozenset({"datamodel_code_generator", "jsonschema", "yaml"})
+import soniq_codegen
 
 
 def main() -> None:
     """Run the ``soniq-codegen`` command line."""
-    try:
-        from soniq_codegen.cli import main as cli
-    except ModuleNotFoundError as exc:
-        missing = (exc.name or "").partition(".")[0]
-        if missing not in CODEGEN_MODULES:
-            raise
-        sys.exit(
-            f"soniq-codegen needs the codegen extra ({missing} is not installed): "
-            "pip install 'soniq-jobs[codegen]'"
-        )
+    if soniq_codegen.MISSING_EXTRA is not None:
+        sys.exit(soniq_codegen.MISSING_EXTRA)
+    from soniq_codegen.cli import main as cli
+
     cli()

@@ -264,6 +264,9 @@ def _pyproject(dist_name: str, pkg: str, version: str) -> str:
         'readme = "README.md"\n'
         'requires-python = ">=3.10"\n'
         f"dependencies = [{py_str(runtime_requirement())}, {py_str(PYDANTIC_REQUIREMENT)}]\n\n"
+        "# The runtime finds every installed contract package here (enqueue by bare name).\n"
+        '[project.entry-points."soniq.contracts"]\n'
+        f"{pkg} = {py_str(pkg + '.tasks')}\n\n"
         "[tool.setuptools.packages.find]\n"
         f"include = [{py_str(pkg)}, {py_str(pkg + '.*')}]\n\n"
         "[tool.setuptools.package-data]\n"
