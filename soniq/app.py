@@ -33,8 +33,8 @@ from soniq.results import wait_for_result
 from soniq.settings import (
     Settings,
     WorkerSettings,
+    configured_database_url,
     queue_names,
-    resolve_database_url,
     resolve_schema,
 )
 from soniq.status import Status
@@ -57,7 +57,10 @@ class Soniq(Registration):
     Producer and consumer are roles, not classes: a producer only enqueues, a consumer also
     registers handlers with :meth:`job` and calls :meth:`run_worker`. Nothing connects
     until the first operation, but every option is checked at once (into ``app.settings``):
-    the URL (else ``SONIQ_DATABASE_URL``; ``"embedded"`` runs a local server), the schema
+    the URL (else ``SONIQ_DATABASE_URL``; ``"embedded"`` runs a local server; when neither
+    is set yet, the variable is read at the first operation, which raises
+    :class:`ConfigurationError` if it is still missing, so a module-level app can be
+    imported before its environment is configured), the schema
     (else ``SONIQ_SCHEMA``, else ``soniq``), retries and their backoff, the largest args,
     how long done (and, if set, dead) jobs are kept, the pool size, and for a URL through
     PgBouncer in transaction mode ``transaction_pooling=True`` with a direct ``listen_url``
@@ -88,7 +91,7 @@ class Soniq(Registration):
         unknown_tasks: UnknownTasks = "warn",
     ) -> None:
         self.settings = Settings(
-            resolve_database_url(database_url),
+            configured_database_url(database_url),
             resolve_schema(schema),
             default_retries=default_retries,
             retry_backoff=retry_backoff,

@@ -46,6 +46,15 @@ def resolve_database_url(database_url: str | None) -> str:
     return url
 
 
+def configured_database_url(database_url: str | None) -> str | None:
+    """The URL given, else ``SONIQ_DATABASE_URL``, checked; None when neither is set yet:
+    :func:`resolve_database_url` then reads the environment again at first use, so an app
+    can be created at import time, before its configuration exists."""
+    if database_url is None and not os.environ.get(DATABASE_URL_ENV):
+        return None
+    return resolve_database_url(database_url)
+
+
 def resolve_schema(schema: str | None) -> str:
     """The schema given, else ``SONIQ_SCHEMA``, else ``soniq``; checked as an identifier.
     An explicit ``""`` is refused rather than replaced by the default."""
@@ -66,7 +75,7 @@ class Settings:
     """What a :class:`~soniq.Soniq` app was configured with (see its docstring); checked
     when created, so every part of the app can trust it."""
 
-    database_url: str
+    database_url: str | None  # None: $SONIQ_DATABASE_URL, read when first needed
     schema: str
     default_retries: int = 3
     retry_backoff: timedelta = timedelta(seconds=1)
@@ -84,7 +93,8 @@ class Settings:
     unknown_tasks: UnknownTasks = "warn"
 
     def __post_init__(self) -> None:
-        resolve_database_url(self.database_url)
+        if self.database_url is not None:
+            resolve_database_url(self.database_url)
         if self.listen_url is not None:
             if self.listen_url == EMBEDDED:
                 raise ConfigurationError("listen_url must be a postgresql:// URL")

@@ -1,4 +1,5 @@
-"""``soniq worker``: run a worker for the app at MODULE:APP until SIGTERM or SIGINT."""
+"""``soniq worker``: run a worker for the app at MODULE:APP (or made by the factory
+MODULE:FUNCTION with ``--factory``) until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from soniq.cli.common import (
 
 @click.command()
 @click.argument("app_path", metavar="MODULE:APP")
+@click.option(
+    "--factory",
+    is_flag=True,
+    help="MODULE:APP names a function that takes no arguments and returns the Soniq app.",
+)
 @click.option(
     "--queues", "-q", default=None, help="Comma-separated queues to serve (default: all)."
 )
@@ -50,6 +56,7 @@ from soniq.cli.common import (
 @friendly_errors
 def worker(
     app_path: str,
+    factory: bool,
     queues: str | None,
     concurrency: int,
     lease_seconds: float,
@@ -62,7 +69,7 @@ def worker(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = load_app(app_path)
+    app = load_app(app_path, factory=factory)
     queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
 
     async def go() -> None:
