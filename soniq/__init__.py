@@ -1,6 +1,7 @@
 """Soniq: background jobs for asyncio services, stored in the PostgreSQL they already run."""
 
 from soniq.app import Soniq
+from soniq.backoff import Backoff
 from soniq.contracts import ContractsReport, VersionReport
 from soniq.db.grants import RoleKind
 from soniq.dead_letter import DeadLetterQueue
@@ -10,16 +11,20 @@ from soniq.errors import (
     ConfigurationError,
     DatabaseError,
     DatabaseUnavailableError,
+    Discard,
     EnqueueError,
     InvalidArgumentsError,
     InvalidNameError,
+    JobControl,
     JobFailedError,
     JobNotFoundError,
     MigrationError,
     PermissionDeniedError,
     RegistrationError,
     ResultTimeoutError,
+    Retry,
     SchemaNotReadyError,
+    Snooze,
     SoniqError,
     UnknownTaskError,
 )
@@ -36,16 +41,19 @@ __distribution__ = "soniq-jobs"
 __all__ = [
     "ArgsNotJSONError",
     "ArgsTooLargeError",
+    "Backoff",
     "ConfigurationError",
     "ContractsReport",
     "DatabaseError",
     "DatabaseUnavailableError",
     "DeadLetterQueue",
+    "Discard",
     "EnqueueError",
     "InvalidArgumentsError",
     "InvalidNameError",
     "Job",
     "JobContext",
+    "JobControl",
     "JobError",
     "JobFailedError",
     "JobNotFoundError",
@@ -55,8 +63,10 @@ __all__ = [
     "QueueStats",
     "RegistrationError",
     "ResultTimeoutError",
+    "Retry",
     "RoleKind",
     "SchemaNotReadyError",
+    "Snooze",
     "Soniq",
     "SoniqError",
     "Status",

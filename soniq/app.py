@@ -14,6 +14,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from soniq import tracing
+from soniq.backoff import Backoff
 from soniq.checks import job_state, possible_job_ids, whole_number
 from soniq.contracts import ContractsReport, check_waiting_jobs
 from soniq.db.connection import Database
@@ -39,7 +40,6 @@ from soniq.settings import (
 )
 from soniq.status import Status
 from soniq.task_ref import ArgsT, TaskRef
-from soniq.worker.attempt import RetryPolicy
 from soniq.worker.drain import drain
 from soniq.worker.worker import Worker
 
@@ -108,7 +108,7 @@ class Soniq(Registration):
         self._database = Database(self.settings)
         self._store = JobStore(self.schema)
         self._registry = Registry()
-        self._retry_policy = RetryPolicy(retry_backoff, retry_backoff_max)
+        self._retry_policy = Backoff(retry_backoff, retry_backoff_max)
         self._enqueuer = Enqueuer(self.settings, self._database, self._store, self._registry)
         self._schedules = Schedules(self._enqueuer)
         self._worker: Worker | None = None

@@ -120,7 +120,8 @@ class ClaimedJob(NamedTuple):
 
 @dataclass(frozen=True)
 class Outcome:
-    """The result of one attempt: ``state`` is ``done``, ``queued`` (retry), ``dead`` or
+    """The result of one attempt: ``state`` is ``done``, ``queued`` (retry after
+    ``retry_delay`` seconds), ``snoozed`` (the same, attempt not spent), ``dead`` or
     ``cancelled``; ``result_json`` is a done job's encoded return value (None for None)."""
 
     claim: Claim
