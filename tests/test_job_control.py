@@ -214,3 +214,23 @@ def app_without_db() -> Soniq:
 def test_retry_now_is_allowed() -> None:
     assert Retry(delay=0).delay == 0.0
     assert Retry().delay is None
+
+
+@pytest.mark.parametrize("raised", [Snooze(60), Retry(delay=60), Discard("gone")])
+async def test_an_outcome_from_a_worker_that_lost_the_job_moves_nothing(
+    app: Soniq, db: asyncpg.Connection, schema: str, raised: Exception
+) -> None:
+    @app.job(name="ctl.fenced")
+    async def lost() -> None:
+        # As if the lease had run out and another worker had claimed the job meanwhile.
+        await db.execute(
+            f"UPDATE {schema}.job_live SET claim_token = gen_random_uuid() WHERE id = $1", job_id
+        )
+        raise raised
+
+    job_id = await app.enqueue("ctl.fenced")
+    assert await app.drain() == 1
+    row = await db.fetchrow(f"SELECT state, attempts FROM {schema}.job_live WHERE id = $1", job_id)
+    assert (row["state"], row["attempts"]) == ("running", 1)
+    for table in ("job_scheduled", "job_dead", "job_history"):
+        assert await db.fetchval(f"SELECT count(*) FROM {schema}.{table}") == 0, table
