@@ -12,6 +12,7 @@ from soniq.errors import (
     DatabaseError,
     DatabaseUnavailableError,
     Discard,
+    DuplicateJobError,
     EnqueueError,
     InvalidArgumentsError,
     InvalidNameError,
@@ -29,7 +30,7 @@ from soniq.errors import (
     UnknownTaskError,
 )
 from soniq.installed import UnknownTaskWarning
-from soniq.job import Job, JobContext, JobError, JobState
+from soniq.job import Job, JobContext, JobError, JobId, JobState
 from soniq.status import QueueStats, Status, VersionCount, WorkerRecord
 from soniq.task_ref import TaskRef, task_ref
 
@@ -48,6 +49,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "DeadLetterQueue",
     "Discard",
+    "DuplicateJobError",
     "EnqueueError",
     "InvalidArgumentsError",
     "InvalidNameError",
@@ -56,6 +58,7 @@ __all__ = [
     "JobControl",
     "JobError",
     "JobFailedError",
+    "JobId",
     "JobNotFoundError",
     "JobState",
     "MigrationError",

@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeAlias, TypeVar, overload
+from typing import Any, Literal, TypeAlias, TypeVar, overload
 
 import asyncpg
 from pydantic import BaseModel
@@ -23,9 +23,9 @@ from soniq.db.jobs import JobStore
 from soniq.db.migrate import check_current, migrate, migration_script
 from soniq.dead_letter import DeadLetterQueue
 from soniq.enqueue import Enqueuer
-from soniq.errors import ConfigurationError, JobNotFoundError
+from soniq.errors import ConfigurationError, EnqueueError, JobNotFoundError
 from soniq.installed import UnknownTasks
-from soniq.job import Job, JobState
+from soniq.job import Job, JobId, JobState
 from soniq.metrics import Metrics
 from soniq.periodic import Schedules
 from soniq.registration import Registration
@@ -176,16 +176,21 @@ class Soniq(Registration):
         scheduled_at: datetime | None = None,
         delay: timedelta | float | None = None,
         dedup_key: str | None = None,
+        on_conflict: Literal["return", "raise"] = "return",
         connection: asyncpg.Connection | None = None,
-    ) -> int:
-        """Validate and store one job; returns its id.
+    ) -> JobId:
+        """Validate and store one job; returns its id (a :class:`JobId`, an ``int``).
 
         ``target`` is a task name, a :class:`TaskRef` (whose args model the type checker
         then holds ``args`` to) or a registered function. With ``connection=`` the job is
         written in the caller's transaction: it exists only if that transaction commits,
         and workers are woken at commit. With ``dedup_key`` a second enqueue while the first
-        job is queued or running returns the first job's id.
+        job is queued, scheduled or running writes nothing and returns the first job's id,
+        whose ``created`` is False; with ``on_conflict="raise"`` it raises
+        :class:`DuplicateJobError` instead.
         """
+        if on_conflict not in ("return", "raise"):
+            raise EnqueueError(f"on_conflict must be 'return' or 'raise', got {on_conflict!r}")
         job = self._enqueuer.prepare(
             target,
             args,
@@ -196,7 +201,9 @@ class Soniq(Registration):
             dedup_key=dedup_key,
             trace_context=tracing.inject(),
         )
-        return await self._enqueuer.enqueue(job, connection)
+        return await self._enqueuer.enqueue(
+            job, connection, raise_on_conflict=on_conflict == "raise"
+        )
 
     async def enqueue_many(
         self,

@@ -17,9 +17,9 @@ from soniq.checks import INT32, duration, whole_number
 from soniq.db.connection import Database, pooled
 from soniq.db.jobs import JobStore
 from soniq.encoding import encode_args, encode_many
-from soniq.errors import EnqueueError, UnknownTaskError
+from soniq.errors import DuplicateJobError, EnqueueError, UnknownTaskError
 from soniq.installed import InstalledContracts, UnknownTasks, UnknownTaskWarning
-from soniq.job import NewJob
+from soniq.job import JobId, NewJob
 from soniq.metrics import Metrics
 from soniq.names import check_queue_name, check_task_name
 from soniq.registry import Registry
@@ -239,17 +239,26 @@ class Enqueuer:
             trace_context=trace_context,
         )
 
-    async def enqueue(self, job: NewJob, connection: asyncpg.Connection | None) -> int:
+    async def enqueue(
+        self, job: NewJob, connection: asyncpg.Connection | None, *, raise_on_conflict: bool
+    ) -> JobId:
         """Store ``job`` (on ``connection`` when given, in the caller's transaction); with
-        a ``dedup_key`` a live job holds, return that job's id and store nothing."""
+        a ``dedup_key`` a live job holds, store nothing and return that job's id (or, with
+        ``raise_on_conflict``, raise :class:`DuplicateJobError`)."""
         db = connection if connection is not None else await self._database.pool()
         with self._database.errors():
-            job_id = await self._store.writes.insert(
+            job_id, created = await self._store.writes.insert(
                 db, job, max_args_bytes=self._settings.max_args_bytes
             )
-        if self.metrics is not None:
+        if not created:
+            if raise_on_conflict:
+                assert job.dedup_key is not None
+                raise DuplicateJobError(
+                    task_name=job.task_name, dedup_key=job.dedup_key, job_id=job_id
+                )
+        elif self.metrics is not None:
             self.metrics.enqueued(job.task_name, job.queue)
-        return job_id
+        return JobId(job_id, created)
 
     async def enqueue_many(
         self,

@@ -15,6 +15,7 @@
     │   ├── InvalidArgumentsError       args fail the task's model (every failing field listed)
     │   ├── ArgsNotJSONError            args are not exactly representable as JSON
     │   ├── ArgsTooLargeError           args exceed the configured size
+    │   ├── DuplicateJobError           on_conflict="raise": a live job holds the dedup_key
     │   └── UnknownTaskError            a function this app never registered, or (with
     │                                   unknown_tasks="refuse") a name nothing installed knows
     ├── JobControl                  raised by a handler to choose its job's outcome
@@ -112,6 +113,20 @@ class ArgsNotJSONError(EnqueueError):
 
 class ArgsTooLargeError(EnqueueError):
     """The args, encoded as JSON, are larger than the app's ``max_args_bytes``."""
+
+
+class DuplicateJobError(EnqueueError):
+    """``enqueue(..., dedup_key=..., on_conflict="raise")`` found a live (queued, scheduled
+    or running) job holding the key; nothing was written. ``job_id`` is that job's id."""
+
+    def __init__(self, *, task_name: str, dedup_key: str, job_id: int) -> None:
+        super().__init__(
+            f"dedup_key {dedup_key!r} is held by live job {job_id} ({task_name!r} was not "
+            "enqueued again)",
+            task_name=task_name,
+        )
+        self.dedup_key = dedup_key
+        self.job_id = job_id
 
 
 class UnknownTaskError(EnqueueError):
