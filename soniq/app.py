@@ -115,15 +115,16 @@ class Soniq(Registration):
         self._metrics: Metrics | None = None
         self.dead_letter = DeadLetterQueue(self._store, self._database)
 
-    async def setup(self, *, grants: Iterable[tuple[RoleKind, str]] = ()) -> None:
+    async def setup(self, *, grants: Iterable[tuple[RoleKind, str]] = ()) -> list[int]:
         """Create or upgrade the Soniq schema (safe to run from many processes at once),
         then give each ``(kind, role)`` of ``grants`` its privileges: ``kind`` is
         ``"producer"``, ``"worker"``, ``"viewer"`` or ``"viewer-without-args"`` (see
-        docs/security.md)."""
+        docs/security.md). Returns the versions of the migrations this call applied."""
         then = self._grant_statements(grants)
         applied = await self._database.run(lambda conn: migrate(conn, self.schema, then=then))
         if applied:
             logger.info("schema %s: applied migrations %s", self.schema, applied)
+        return applied
 
     async def setup_script(self, *, grants: Iterable[tuple[RoleKind, str]] = ()) -> str:
         """The SQL :meth:`setup` would run now, as one script to review and run by hand."""

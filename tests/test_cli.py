@@ -104,7 +104,7 @@ async def test_dead_letter_list_replay_purge_and_job_show(
 
     refused = soniq_cli(python, subprocess_env, "dead-letter", "purge")
     assert refused.returncode == 2
-    purged = soniq_cli(python, subprocess_env, "dead-letter", "purge", "--all")
+    purged = soniq_cli(python, subprocess_env, "dead-letter", "purge", "--all", "--yes")
     assert purged.returncode == 0 and "purged 1" in purged.stdout
     remaining = await db.fetch(f"SELECT id FROM {schema}.jobs ORDER BY id")
     assert [r["id"] for r in remaining] == [first]

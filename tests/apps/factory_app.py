@@ -17,3 +17,7 @@ def create_app() -> Soniq:
 
 def not_an_app() -> int:
     return 42
+
+
+# An app whose settings are fixed in code: `soniq worker --schema` cannot move it.
+pinned = Soniq("postgresql://nobody@127.0.0.1:1/none", schema="pinned")
