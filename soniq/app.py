@@ -8,19 +8,22 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import asyncpg
 
 from soniq import tracing
+from soniq.backoff import Backoff
 from soniq.db.connection import Database
 from soniq.db.grants import RoleKind, grant_statements
 from soniq.db.jobs import JobStore
 from soniq.db.migrate import check_current, migrate, migration_script
 from soniq.dead_letter import DeadLetterQueue
 from soniq.enqueue import Enqueuer
-from soniq.errors import ConfigurationError
+from soniq.errors import ConfigurationError, EnqueueError
 from soniq.inspection import Inspection
+from soniq.installed import UnknownTasks
+from soniq.job import JobId
 from soniq.metrics import Metrics
 from soniq.periodic import Schedules
 from soniq.registration import Registration
@@ -28,12 +31,11 @@ from soniq.registry import Registry
 from soniq.settings import (
     Settings,
     WorkerSettings,
+    configured_database_url,
     queue_names,
-    resolve_database_url,
     resolve_schema,
 )
 from soniq.task_ref import ArgsT, TaskRef
-from soniq.worker.attempt import RetryPolicy
 from soniq.worker.drain import drain
 from soniq.worker.worker import Worker
 
@@ -50,11 +52,21 @@ class Soniq(Registration, Inspection):
     Producer and consumer are roles, not classes: a producer only enqueues, a consumer also
     registers handlers with :meth:`job` and calls :meth:`run_worker`. Nothing connects
     until the first operation, but every option is checked at once (into ``app.settings``):
-    the URL (else ``SONIQ_DATABASE_URL``; ``"embedded"`` runs a local server), the schema
+    the URL (else ``SONIQ_DATABASE_URL``; ``"embedded"`` runs a local server; when neither
+    is set yet, the variable is read at the first operation, which raises
+    :class:`ConfigurationError` if it is still missing, so a module-level app can be
+    imported before its environment is configured), the schema
     (else ``SONIQ_SCHEMA``, else ``soniq``), retries and their backoff, the largest args,
     how long done (and, if set, dead) jobs are kept, the pool size, and for a URL through
     PgBouncer in transaction mode ``transaction_pooling=True`` with a direct ``listen_url``
     (without one, workers and ``get_result`` poll; see docs/deployment.md).
+
+    Enqueue by bare task name uses the installed contract packages (their ``soniq.contracts``
+    entry points): a known name is validated by its model and goes to its default queue. A
+    name that neither they nor this app's handlers know is, by ``unknown_tasks``, enqueued
+    with an :class:`UnknownTaskWarning` naming the closest known name (``"warn"``, only when
+    some contract package is installed), refused with :class:`UnknownTaskError`
+    (``"refuse"``), or enqueued silently (``"allow"``).
     """
 
     def __init__(
@@ -71,9 +83,10 @@ class Soniq(Registration, Inspection):
         pool_size: int = 10,
         listen_url: str | None = None,
         transaction_pooling: bool = False,
+        unknown_tasks: UnknownTasks = "warn",
     ) -> None:
         self.settings = Settings(
-            resolve_database_url(database_url),
+            configured_database_url(database_url),
             resolve_schema(schema),
             default_retries=default_retries,
             retry_backoff=retry_backoff,
@@ -84,27 +97,29 @@ class Soniq(Registration, Inspection):
             pool_size=pool_size,
             listen_url=listen_url,
             transaction_pooling=transaction_pooling,
+            unknown_tasks=unknown_tasks,
         )
         self.schema = self.settings.schema
         self._database = Database(self.settings)
         self._store = JobStore(self.schema)
         self._registry = Registry()
-        self._retry_policy = RetryPolicy(retry_backoff, retry_backoff_max)
+        self._retry_policy = Backoff(retry_backoff, retry_backoff_max)
         self._enqueuer = Enqueuer(self.settings, self._database, self._store, self._registry)
         self._schedules = Schedules(self._enqueuer)
         self._worker: Worker | None = None
         self._metrics: Metrics | None = None
         self.dead_letter = DeadLetterQueue(self._store, self._database)
 
-    async def setup(self, *, grants: Iterable[tuple[RoleKind, str]] = ()) -> None:
+    async def setup(self, *, grants: Iterable[tuple[RoleKind, str]] = ()) -> list[int]:
         """Create or upgrade the Soniq schema (safe to run from many processes at once),
         then give each ``(kind, role)`` of ``grants`` its privileges: ``kind`` is
         ``"producer"``, ``"worker"``, ``"viewer"`` or ``"viewer-without-args"`` (see
-        docs/security.md)."""
+        docs/security.md). Returns the versions of the migrations this call applied."""
         then = grant_statements(self.schema, grants)
         applied = await self._database.run(lambda conn: migrate(conn, self.schema, then=then))
         if applied:
             logger.info("schema %s: applied migrations %s", self.schema, applied)
+        return applied
 
     async def setup_script(self, *, grants: Iterable[tuple[RoleKind, str]] = ()) -> str:
         """The SQL :meth:`setup` would run now, as one script to review and run by hand."""
@@ -150,16 +165,21 @@ class Soniq(Registration, Inspection):
         scheduled_at: datetime | None = None,
         delay: timedelta | float | None = None,
         dedup_key: str | None = None,
+        on_conflict: Literal["return", "raise"] = "return",
         connection: asyncpg.Connection | None = None,
-    ) -> int:
-        """Validate and store one job; returns its id.
+    ) -> JobId:
+        """Validate and store one job; returns its id (a :class:`JobId`, an ``int``).
 
         ``target`` is a task name, a :class:`TaskRef` (whose args model the type checker
         then holds ``args`` to) or a registered function. With ``connection=`` the job is
         written in the caller's transaction: it exists only if that transaction commits,
         and workers are woken at commit. With ``dedup_key`` a second enqueue while the first
-        job is queued or running returns the first job's id.
+        job is queued, scheduled or running writes nothing and returns the first job's id,
+        whose ``created`` is False; with ``on_conflict="raise"`` it raises
+        :class:`DuplicateJobError` instead.
         """
+        if on_conflict not in ("return", "raise"):
+            raise EnqueueError(f"on_conflict must be 'return' or 'raise', got {on_conflict!r}")
         job = self._enqueuer.prepare(
             target,
             args,
@@ -170,7 +190,9 @@ class Soniq(Registration, Inspection):
             dedup_key=dedup_key,
             trace_context=tracing.inject(),
         )
-        return await self._enqueuer.enqueue(job, connection)
+        return await self._enqueuer.enqueue(
+            job, connection, raise_on_conflict=on_conflict == "raise"
+        )
 
     async def enqueue_many(
         self,

@@ -66,6 +66,20 @@ class DeadLetterQueue:
         statement, so claiming goes on meanwhile); returns how many were replayed."""
         return await self._bulk(self.replay, task_name, queue, older_than, progress)
 
+    async def count(
+        self,
+        *,
+        task_name: str | None = None,
+        queue: str | None = None,
+        older_than: timedelta | None = None,
+    ) -> int:
+        """How many dead jobs match the filters (what ``purge_all`` would delete now)."""
+        pool = await self._database.pool()
+        with self._database.errors():
+            return await self._store.reads.count_dead(
+                pool, task_name=task_name, queue=queue, older_than=older_than
+            )
+
     async def purge_all(
         self,
         *,

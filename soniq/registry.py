@@ -11,6 +11,7 @@ from typing import Any, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, create_model
 
+from soniq.backoff import Backoff, BackoffFunction, check_backoff
 from soniq.checks import duration, whole_number
 from soniq.errors import RegistrationError
 from soniq.job import JobContext
@@ -39,6 +40,7 @@ class JobSpec:
     context_param: str | None
     ref: TaskRef[Any] | None
     result_model: type[BaseModel] | None = None
+    backoff: Backoff | BackoffFunction | None = None  # None: the app's
 
     @property
     def max_attempts(self) -> int:
@@ -151,6 +153,7 @@ def build_spec(
     priority: int | None,
     ref: TaskRef[Any] | None,
     result_model: type[BaseModel] | None = None,
+    backoff: object = None,
 ) -> JobSpec:
     """Check a handler against its name, model and options, and describe it as a JobSpec."""
     check_task_name(name)
@@ -167,6 +170,7 @@ def build_spec(
         timeout = duration(timeout, f"job {name!r}: timeout", seconds=True, error=RegistrationError)
     if priority is not None:
         whole_number(priority, f"job {name!r}: priority", error=RegistrationError)
+    task_backoff = check_backoff(backoff, f"job {name!r}")
     if validate is not None and not (
         isinstance(validate, type) and issubclass(validate, BaseModel)
     ):
@@ -194,6 +198,7 @@ def build_spec(
         context_param=context_param,
         ref=ref,
         result_model=result_model,
+        backoff=task_backoff,
     )
 
 
@@ -249,6 +254,7 @@ class Registry:
         timeout: timedelta | float | None,
         priority: int | None,
         result: type[BaseModel] | None,
+        backoff: Backoff | BackoffFunction | None = None,
     ) -> Callable[[F], F]:
         """What ``@app.job(...)`` returns: a decorator registering its function (see
         :meth:`soniq.Soniq.job`); name, model and queue come from ``ref`` when given."""
@@ -279,6 +285,7 @@ class Registry:
                     priority=priority,
                     ref=ref,
                     result_model=result,
+                    backoff=backoff,
                 )
             )
             return handler

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from soniq.checks import duration, whole_number
 from soniq.errors import ConfigurationError
+from soniq.installed import UNKNOWN_TASKS, UnknownTasks
 from soniq.names import check_queue_name, check_schema_name
 from soniq.urls import EMBEDDED, without_password
 
@@ -26,7 +27,7 @@ def resolve_database_url(database_url: str | None) -> str:
         raise ConfigurationError(
             "no database configured: pass Soniq(database_url='postgresql://user@host/db'), "
             f"or set {DATABASE_URL_ENV}; use database_url='embedded' to run a local PostgreSQL "
-            "inside this environment (pip install 'soniq[embedded]')"
+            "inside this environment (pip install 'soniq-jobs[embedded]')"
         )
     if url != EMBEDDED and not url.startswith(("postgresql://", "postgres://")):
         raise ConfigurationError(
@@ -43,6 +44,15 @@ def resolve_database_url(database_url: str | None) -> str:
                 "special characters in the password percent-encoded"
             ) from None
     return url
+
+
+def configured_database_url(database_url: str | None) -> str | None:
+    """The URL given, else ``SONIQ_DATABASE_URL``, checked; None when neither is set yet:
+    :func:`resolve_database_url` then reads the environment again at first use, so an app
+    can be created at import time, before its configuration exists."""
+    if database_url is None and not os.environ.get(DATABASE_URL_ENV):
+        return None
+    return resolve_database_url(database_url)
 
 
 def resolve_schema(schema: str | None) -> str:
@@ -65,7 +75,7 @@ class Settings:
     """What a :class:`~soniq.Soniq` app was configured with (see its docstring); checked
     when created, so every part of the app can trust it."""
 
-    database_url: str
+    database_url: str | None  # None: $SONIQ_DATABASE_URL, read when first needed
     schema: str
     default_retries: int = 3
     retry_backoff: timedelta = timedelta(seconds=1)
@@ -79,9 +89,12 @@ class Settings:
     # database_url reaches PostgreSQL through a pooler in transaction mode (PgBouncer):
     # no prepared-statement cache, and LISTEN only through listen_url (else polling).
     transaction_pooling: bool = False
+    # A bare task name no installed contract package and no handler knows: see Soniq.
+    unknown_tasks: UnknownTasks = "warn"
 
     def __post_init__(self) -> None:
-        resolve_database_url(self.database_url)
+        if self.database_url is not None:
+            resolve_database_url(self.database_url)
         if self.listen_url is not None:
             if self.listen_url == EMBEDDED:
                 raise ConfigurationError("listen_url must be a postgresql:// URL")
@@ -97,6 +110,11 @@ class Settings:
         if self.dead_retention is not None:
             duration(self.dead_retention, "dead_retention")
         whole_number(self.pool_size, "pool_size", minimum=1)
+        if self.unknown_tasks not in UNKNOWN_TASKS:
+            raise ConfigurationError(
+                f"unknown_tasks must be one of {', '.join(map(repr, UNKNOWN_TASKS))}, "
+                f"got {self.unknown_tasks!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ the consumer's span joins the producer's trace. Without opentelemetry-api instal
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,18 @@ else:
 
 if TYPE_CHECKING:
     from soniq.job import ClaimedJob, Outcome
+
+
+def missing_hint() -> str | None:
+    """One line for a worker to log when OpenTelemetry is configured in the environment
+    (an ``OTEL_*`` variable is set) but opentelemetry-api is not installed, else None."""
+    configured = sorted(name for name in os.environ if name.startswith("OTEL_"))
+    if ENABLED or not configured:
+        return None
+    return (
+        f"{configured[0]} is set but opentelemetry-api is not installed, so jobs are not "
+        "traced: pip install 'soniq-jobs[tracing]'"
+    )
 
 
 def active() -> bool:

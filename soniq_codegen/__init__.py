@@ -16,15 +16,40 @@ and the breaking-change check (docs/breaking-changes.md)::
     report = compare(load_baseline("git:main", Path("schemas")), contract_set, "full")
 """
 
-from soniq_codegen.baseline import Baseline, load_baseline
-from soniq_codegen.compatibility import RULES, Finding, Report, compare
-from soniq_codegen.contract import TaskContract
-from soniq_codegen.contract_set import ContractSet, check_contracts
-from soniq_codegen.fingerprint import fingerprint
-from soniq_codegen.meta_schema import meta_schema
-from soniq_codegen.problem import ContractError, Problem
-from soniq_codegen.render import render_package
-from soniq_codegen.write import OutputError, diff_tree, write_tree
+from __future__ import annotations
+
+from typing import NoReturn
+
+# What the codegen extra installs, by import name.
+CODEGEN_MODULES = frozenset({"datamodel_code_generator", "jsonschema", "yaml"})
+#: Without the codegen extra: one line saying what to install (the command prints it).
+MISSING_EXTRA: str | None = None
+
+try:
+    from soniq_codegen.baseline import Baseline, load_baseline
+    from soniq_codegen.compatibility import RULES, Finding, Report, compare
+    from soniq_codegen.contract import TaskContract
+    from soniq_codegen.contract_set import ContractSet, check_contracts
+    from soniq_codegen.fingerprint import fingerprint
+    from soniq_codegen.meta_schema import meta_schema
+    from soniq_codegen.problem import ContractError, Problem
+    from soniq_codegen.render import render_package
+    from soniq_codegen.write import OutputError, diff_tree, write_tree
+except ModuleNotFoundError as exc:
+    _missing = (exc.name or "").partition(".")[0]
+    if _missing not in CODEGEN_MODULES:
+        raise
+    MISSING_EXTRA = (
+        f"soniq-codegen needs the codegen extra ({_missing} is not installed): "
+        "pip install 'soniq-jobs[codegen]'"
+    )
+
+
+def __getattr__(name: str) -> NoReturn:
+    if MISSING_EXTRA is not None and name in __all__:
+        raise ImportError(MISSING_EXTRA)
+    raise AttributeError(f"module 'soniq_codegen' has no attribute {name!r}")
+
 
 __all__ = [
     "RULES",

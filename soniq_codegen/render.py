@@ -30,7 +30,6 @@ from soniq_codegen.source import (
 
 DIST_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*([._-][A-Za-z0-9]+)*$")
 VERSION = re.compile(r"^[0-9]+(\.[0-9]+)*((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?$")
-RUNTIME_REQUIREMENT = "soniq>=0.1"
 PYDANTIC_REQUIREMENT = "pydantic>=2.11,<3"
 _MODEL_IMPORTS = frozenset({"__future__", "typing", "pydantic", "._types", "._base"})
 _MODEL_CALLS = frozenset({"Field", "ConfigDict"})
@@ -51,6 +50,21 @@ def package_file(name: str) -> str:
     return files.joinpath(name).read_bytes().decode("utf-8")
 
 
+def runtime_requirement() -> str:
+    """The runtime a generated package needs, e.g. ``soniq-jobs>=0.2.0``: read from the
+    ``_runtime.py`` it ships, which checks the same requirement at import."""
+    values: dict[str, str] = {}
+    for node in ast.parse(package_file("_runtime.py")).body:
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            values[node.targets[0].id] = node.value.value
+    return f"{values['DISTRIBUTION']}>={values['REQUIRED_VERSION']}"
+
+
 def render_package(contracts: ContractSet, dist_name: str, version: str) -> dict[str, bytes]:
     """Every file of the generated project, keyed by POSIX path relative to the output dir."""
     pkg = import_name(dist_name)
@@ -59,6 +73,7 @@ def render_package(contracts: ContractSet, dist_name: str, version: str) -> dict
         "README.md": _readme(dist_name, pkg, contracts.tasks),
         f"{pkg}/__init__.py": "",
         f"{pkg}/_base.py": package_file("_base.py"),
+        f"{pkg}/_runtime.py": package_file("_runtime.py"),
         f"{pkg}/_types.py": package_file("_types.py"),
         f"{pkg}/models.py": _models(contracts, pkg),
         f"{pkg}/py.typed": "",
@@ -73,7 +88,9 @@ def render_package(contracts: ContractSet, dist_name: str, version: str) -> dict
         frozenset({"__future__", "typing", "soniq", ".models"}),
         frozenset({"task_ref"}),
     )
-    verify_module(files[f"{pkg}/__init__.py"], frozenset({".models", ".tasks"}), frozenset())
+    verify_module(
+        files[f"{pkg}/__init__.py"], frozenset({"._runtime", ".models", ".tasks"}), frozenset()
+    )
     out = {path: text.encode("utf-8") for path, text in files.items()}
     for path, source in contracts.files.items():
         out[f"{pkg}/contracts/{path}"] = source.raw
@@ -214,6 +231,8 @@ def _init(dist_name: str, tasks: list[TaskContract], classes: list[str]) -> str:
             [
                 docstring(f"Task contracts of {dist_name}: typed task references and args models."),
                 "\n",
+                "# First: a clear ImportError when the installed soniq cannot run this package.\n",
+                "from ._runtime import RUNTIME_REQUIREMENT as RUNTIME_REQUIREMENT\n",
                 import_block(".models", sorted(classes, key=export_sort_key)),
                 import_block(".tasks", sorted(constants, key=export_sort_key)),
                 "\n__all__ = [\n",
@@ -244,7 +263,10 @@ def _pyproject(dist_name: str, pkg: str, version: str) -> str:
         'description = "Typed task references and args models generated from task contracts."\n'
         'readme = "README.md"\n'
         'requires-python = ">=3.10"\n'
-        f"dependencies = [{py_str(RUNTIME_REQUIREMENT)}, {py_str(PYDANTIC_REQUIREMENT)}]\n\n"
+        f"dependencies = [{py_str(runtime_requirement())}, {py_str(PYDANTIC_REQUIREMENT)}]\n\n"
+        "# The runtime finds every installed contract package here (enqueue by bare name).\n"
+        '[project.entry-points."soniq.contracts"]\n'
+        f"{pkg} = {py_str(pkg + '.tasks')}\n\n"
         "[tool.setuptools.packages.find]\n"
         f"include = [{py_str(pkg)}, {py_str(pkg + '.*')}]\n\n"
         "[tool.setuptools.package-data]\n"

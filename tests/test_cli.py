@@ -104,7 +104,7 @@ async def test_dead_letter_list_replay_purge_and_job_show(
 
     refused = soniq_cli(python, subprocess_env, "dead-letter", "purge")
     assert refused.returncode == 2
-    purged = soniq_cli(python, subprocess_env, "dead-letter", "purge", "--all")
+    purged = soniq_cli(python, subprocess_env, "dead-letter", "purge", "--all", "--yes")
     assert purged.returncode == 0 and "purged 1" in purged.stdout
     remaining = await db.fetch(f"SELECT id FROM {schema}.jobs ORDER BY id")
     assert [r["id"] for r in remaining] == [first]
@@ -178,3 +178,35 @@ async def test_job_data_reaches_the_terminal_escaped_and_json_exactly(
     )
     exact = soniq_cli(python, subprocess_env, "jobs", "show", str(job_id), "--json")
     assert hostile in json.loads(exact.stdout)["error"]["message"]
+
+
+async def test_worker_runs_the_app_a_factory_returns(
+    app: Soniq, python: str, subprocess_env: dict[str, str]
+) -> None:
+    job_id = await app.enqueue("factory.hello", args={"name": "team"})
+    worker = subprocess.Popen(
+        [python, "-m", "soniq", "worker", "tests.apps.factory_app:create_app", "--factory"],
+        env=subprocess_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert await app.get_result(job_id, timeout=30) == "hello team"
+    finally:
+        worker.terminate()
+        _, stderr = worker.communicate(timeout=30)
+    assert worker.returncode == 0, stderr
+
+
+def test_worker_factory_mistakes_are_clean_errors(
+    python: str, subprocess_env: dict[str, str]
+) -> None:
+    result = soniq_cli(python, subprocess_env, "worker", "tests.apps.factory_app:create_app")
+    assert_clean_failure(result, "is a function, not a Soniq app: pass --factory")
+    result = soniq_cli(
+        python, subprocess_env, "worker", "tests.apps.factory_app:not_an_app", "--factory"
+    )
+    assert_clean_failure(result, "the factory returned int, not a Soniq app")
+    result = soniq_cli(python, subprocess_env, "worker", "tests.apps.counting_app:app", "--factory")
+    assert_clean_failure(result, "--factory needs a function that returns a Soniq app")

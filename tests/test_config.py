@@ -22,12 +22,43 @@ from tests.helpers import count_jobs, start_worker, stop_worker
 UNREACHABLE = "postgresql://postgres:s3cret@127.0.0.1:1/postgres"
 
 
-def test_no_url_and_no_env_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_no_url_and_no_env_is_a_configuration_error_at_first_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("SONIQ_DATABASE_URL", raising=False)
-    with pytest.raises(ConfigurationError, match="SONIQ_DATABASE_URL"):
-        Soniq()
+    app = Soniq()  # a module-level app imports before its environment is configured
+    message = (
+        "no database configured: pass Soniq(database_url='postgresql://user@host/db'), or set "
+        "SONIQ_DATABASE_URL; use database_url='embedded' to run a local PostgreSQL inside "
+        "this environment (pip install 'soniq-jobs[embedded]')"
+    )
+    with pytest.raises(ConfigurationError) as first_use:
+        await app.enqueue("some.task")
+    assert str(first_use.value) == message
+    with pytest.raises(ConfigurationError, match="no database configured"):
+        await app.status()
     monkeypatch.setenv("SONIQ_DATABASE_URL", "")
-    with pytest.raises(ConfigurationError, match="SONIQ_DATABASE_URL"):
+    with pytest.raises(ConfigurationError, match="no database configured"):
+        await Soniq().status()
+
+
+async def test_env_url_set_after_the_app_is_created_is_used(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, schema: str, db: asyncpg.Connection
+) -> None:
+    monkeypatch.delenv("SONIQ_DATABASE_URL", raising=False)
+    app = Soniq(schema=schema)
+    monkeypatch.setenv("SONIQ_DATABASE_URL", database_url)
+    try:
+        await app.setup()
+        job_id = await app.enqueue("env.task")
+    finally:
+        await app.close()
+    assert await count_jobs(db, schema, "id = $1", job_id) == 1
+
+
+def test_a_malformed_env_url_is_still_refused_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SONIQ_DATABASE_URL", "mysql://x@y/z")
+    with pytest.raises(ConfigurationError, match="is not a PostgreSQL URL"):
         Soniq()
 
 

@@ -80,7 +80,15 @@ async def test_cli_bulk_replay_and_purge(
     assert (await db.fetchval(f"SELECT state FROM {schema}.jobs WHERE id = $1", mail)) == "queued"
 
     purge = await asyncio.to_thread(
-        soniq_cli, python, subprocess_env, "dead-letter", "purge", "--all", "--older-than", "1d"
+        soniq_cli,
+        python,
+        subprocess_env,
+        "dead-letter",
+        "purge",
+        "--all",
+        "--yes",
+        "--older-than",
+        "1d",
     )
     assert purge.returncode == 0, purge.stderr
     assert "purged 1 dead job(s)" in purge.stdout and "purged 1/1" in purge.stderr

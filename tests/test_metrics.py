@@ -103,7 +103,7 @@ async def test_missing_extra_is_a_configuration_error(
     app: Soniq, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "prometheus_client", None)
-    with pytest.raises(ConfigurationError, match=r"pip install 'soniq\[metrics\]'"):
+    with pytest.raises(ConfigurationError, match=r"pip install 'soniq-jobs\[metrics\]'"):
         app.serve_metrics(0)
 
 

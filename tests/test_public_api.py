@@ -12,18 +12,23 @@ import soniq.errors
 EXPECTED_ALL = [
     "ArgsNotJSONError",
     "ArgsTooLargeError",
+    "Backoff",
     "ConfigurationError",
     "ContractsReport",
     "DatabaseError",
     "DatabaseUnavailableError",
     "DeadLetterQueue",
+    "Discard",
+    "DuplicateJobError",
     "EnqueueError",
     "InvalidArgumentsError",
     "InvalidNameError",
     "Job",
     "JobContext",
+    "JobControl",
     "JobError",
     "JobFailedError",
+    "JobId",
     "JobNotFoundError",
     "JobState",
     "MigrationError",
@@ -31,13 +36,16 @@ EXPECTED_ALL = [
     "QueueStats",
     "RegistrationError",
     "ResultTimeoutError",
+    "Retry",
     "RoleKind",
     "SchemaNotReadyError",
+    "Snooze",
     "Soniq",
     "SoniqError",
     "Status",
     "TaskRef",
     "UnknownTaskError",
+    "UnknownTaskWarning",
     "VersionCount",
     "VersionReport",
     "WorkerRecord",
@@ -65,8 +73,15 @@ def test_every_name_in_all_is_importable_from_the_package() -> None:
 
 def test_every_exported_exception_derives_from_soniq_error() -> None:
     exported = [getattr(soniq, name) for name in soniq.__all__]
-    errors = [obj for obj in exported if inspect.isclass(obj) and issubclass(obj, BaseException)]
+    errors = [
+        obj
+        for obj in exported
+        if inspect.isclass(obj)
+        and issubclass(obj, BaseException)
+        and not issubclass(obj, Warning)  # warnings are filtered as UserWarning, not caught
+    ]
     assert soniq.SoniqError in errors
+    assert issubclass(soniq.UnknownTaskWarning, UserWarning)
     for error in errors:
         assert issubclass(error, soniq.SoniqError), error
 

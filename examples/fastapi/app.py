@@ -6,7 +6,7 @@ table refuses rolls back the job too, so no invoice is ever sent for an order th
 exist). The Soniq worker that sends invoices runs inside the service, started and stopped by
 FastAPI's lifespan. Run it with:
 
-    pip install soniq fastapi uvicorn
+    pip install 'soniq-jobs[fastapi]'
     SONIQ_DATABASE_URL=postgresql://... uvicorn --factory app:main --app-dir examples/fastapi
 
     curl -X POST localhost:8000/orders -H 'content-type: application/json' \\

@@ -9,6 +9,7 @@ import click
 
 from soniq.cli.contracts import contracts
 from soniq.cli.dead_letter import dead_letter
+from soniq.cli.enqueue import enqueue
 from soniq.cli.jobs import cancel, jobs
 from soniq.cli.setup import setup
 from soniq.cli.status import status
@@ -16,12 +17,12 @@ from soniq.cli.worker import worker
 
 
 @click.group()
-@click.version_option(package_name="soniq")
+@click.version_option(package_name="soniq-jobs")
 def main() -> None:
     """Soniq: background jobs stored in PostgreSQL."""
 
 
-for command in (setup, worker, status, jobs, cancel, dead_letter, contracts):
+for command in (setup, worker, enqueue, status, jobs, cancel, dead_letter, contracts):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -82,7 +82,8 @@ def job_dict(job: Job) -> dict[str, Any]:
     return data
 
 
-def load_app(target: str) -> Soniq:
+def load_app(target: str, *, factory: bool = False) -> Soniq:
+    """The Soniq app at MODULE:APP; with ``factory``, what calling MODULE:APP() returns."""
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise ConfigurationError(
@@ -99,6 +100,21 @@ def load_app(target: str) -> Soniq:
             ) from exc
         raise
     app = getattr(module, attribute, None)
+    if factory:
+        if not callable(app) or isinstance(app, Soniq):
+            raise ConfigurationError(
+                f"{target!r}: --factory needs a function that returns a Soniq app, and module "
+                f"{module_name!r} has no function named {attribute!r}"
+            )
+        app = app()
+        if not isinstance(app, Soniq):
+            raise ConfigurationError(
+                f"{target!r}: the factory returned {type(app).__name__}, not a Soniq app"
+            )
+    elif callable(app) and not isinstance(app, Soniq):
+        raise ConfigurationError(
+            f"{target!r} is a function, not a Soniq app: pass --factory to call it for the app"
+        )
     if not isinstance(app, Soniq):
         raise ConfigurationError(
             f"{target!r}: module {module_name!r} has no Soniq app named {attribute!r}"

@@ -19,6 +19,7 @@ from soniq.cli.common import (
     with_app,
 )
 from soniq.dead_letter import Progress
+from soniq.settings import resolve_schema
 from soniq.terminal import echo
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -153,6 +154,10 @@ def dead_letter_replay(
 @dead_letter.command("purge")
 @click.argument("job_ids", nargs=-1, type=int)
 @_bulk_filters
+@click.option("--yes", "-y", is_flag=True, help="With --all: do not ask for confirmation.")
+@click.option(
+    "--dry-run", is_flag=True, help="With --all: print how many would be purged, purge none."
+)
 @database_option
 @schema_option
 @friendly_errors
@@ -162,12 +167,32 @@ def dead_letter_purge(
     task_name: str | None,
     queue: str | None,
     older_than: timedelta | None,
+    yes: bool,
+    dry_run: bool,
     database_url: str | None,
     schema: str | None,
 ) -> None:
-    """Delete the given dead jobs, or --all (optionally filtered), in batches with a
-    progress line on stderr."""
+    """Delete the given dead jobs, or --all (optionally filtered; asks first unless --yes),
+    in batches with a progress line on stderr."""
     _check_bulk(job_ids, every, any(f is not None for f in (task_name, queue, older_than)))
+    if (yes or dry_run) and not every:
+        raise click.UsageError("--yes and --dry-run go with --all")
+    if every and (dry_run or not yes):
+        matching = run(
+            lambda: with_app(
+                database_url,
+                schema,
+                lambda app: app.dead_letter.count(
+                    task_name=task_name, queue=queue, older_than=older_than
+                ),
+            )
+        )
+        if dry_run:
+            echo(f"would purge {matching} dead job(s); purged none (--dry-run)")
+            return
+        click.confirm(
+            f"purge {matching} dead job(s) from schema {resolve_schema(schema)}?", abort=True
+        )
     if every:
         count = run(
             lambda: with_app(

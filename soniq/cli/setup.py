@@ -62,13 +62,18 @@ def setup(
     async def script(app: Soniq) -> str:
         return await app.setup_script(grants=grants)
 
-    async def go(app: Soniq) -> None:
-        await app.setup(grants=grants)
+    async def go(app: Soniq) -> list[int]:
+        return await app.setup(grants=grants)
 
     if print_sql:
         click.echo(run(lambda: with_app(database_url, schema, script)), nl=False)
         return
-    run(lambda: with_app(database_url, schema, go))
-    echo(f"schema {resolve_schema(schema)} is up to date")
+    applied = run(lambda: with_app(database_url, schema, go))
+    name = resolve_schema(schema)
+    if applied:
+        versions = ", ".join(f"{v:04d}" for v in applied)
+        echo(f"schema {name}: applied {len(applied)} migration(s) ({versions}); up to date")
+    else:
+        echo(f"schema {name} is up to date: no migration to apply")
     for kind, role in grants:
         echo(f"granted {kind} privileges to {role}")

@@ -1,21 +1,33 @@
-"""``soniq worker``: run a worker for the app at MODULE:APP until SIGTERM or SIGINT."""
+"""``soniq worker``: run a worker for the app at MODULE:APP (or made by the factory
+MODULE:FUNCTION with ``--factory``) until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
 import logging
+import os
 from datetime import timedelta
 
 import click
+from click.core import ParameterSource
 
 from soniq.cli.common import (
+    database_option,
     friendly_errors,
     load_app,
     run,
+    schema_option,
 )
+from soniq.errors import ConfigurationError
+from soniq.settings import DATABASE_URL_ENV, SCHEMA_ENV
 
 
 @click.command()
 @click.argument("app_path", metavar="MODULE:APP")
+@click.option(
+    "--factory",
+    is_flag=True,
+    help="MODULE:APP names a function that takes no arguments and returns the Soniq app.",
+)
 @click.option(
     "--queues", "-q", default=None, help="Comma-separated queues to serve (default: all)."
 )
@@ -38,9 +50,11 @@ from soniq.cli.common import (
     "--metrics-port",
     default=None,
     type=click.IntRange(0, 65535),
-    help="Serve Prometheus metrics on this port (needs soniq[metrics]).",
+    help="Serve Prometheus metrics on this port (needs soniq-jobs[metrics]).",
 )
 @click.option("--metrics-host", default="127.0.0.1", show_default=True)
+@database_option
+@schema_option
 @click.option(
     "--log-level",
     default="INFO",
@@ -50,19 +64,41 @@ from soniq.cli.common import (
 @friendly_errors
 def worker(
     app_path: str,
+    factory: bool,
     queues: str | None,
     concurrency: int,
     lease_seconds: float,
     shutdown_timeout_seconds: float,
     metrics_port: int | None,
     metrics_host: str,
+    database_url: str | None,
+    schema: str | None,
     log_level: str,
 ) -> None:
     """Run a worker for the Soniq app at MODULE:APP until SIGTERM or SIGINT."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = load_app(app_path)
+    # An app that reads its settings from the environment (Soniq()) gets the options'.
+    for name, value in ((DATABASE_URL_ENV, database_url), (SCHEMA_ENV, schema)):
+        if value is not None:
+            os.environ[name] = value
+    app = load_app(app_path, factory=factory)
+    ctx = click.get_current_context()
+
+    def given(option: str) -> bool:
+        return ctx.get_parameter_source(option) is ParameterSource.COMMANDLINE
+
+    if given("schema") and app.schema != schema:
+        raise ConfigurationError(
+            f"{app_path} was created with schema {app.schema!r}, not --schema {schema!r}: "
+            "create it with Soniq() or Soniq(schema=None) to take the option"
+        )
+    if given("database_url") and app.settings.database_url not in (None, database_url):
+        raise ConfigurationError(
+            f"{app_path} was created with its own database URL, not --database-url: create "
+            "it with Soniq() to take the option"
+        )
     queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
 
     async def go() -> None:

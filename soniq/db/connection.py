@@ -18,7 +18,7 @@ from soniq.errors import (
     SchemaNotReadyError,
     SoniqError,
 )
-from soniq.settings import Settings
+from soniq.settings import Settings, resolve_database_url
 from soniq.urls import EMBEDDED, redact, without_password
 
 T = TypeVar("T")
@@ -146,13 +146,22 @@ class Database:
     first when the URL is ``embedded``), dedicated connections, and error translation."""
 
     def __init__(self, settings: Settings) -> None:
-        self.url = settings.database_url  # after the embedded server starts: that server's URL
+        # None until first needed (then $SONIQ_DATABASE_URL); once the embedded server
+        # starts, that server's URL.
+        self._url = settings.database_url
         self.schema = settings.schema
         self._pool_size = settings.pool_size
         self._listen_url = settings.listen_url
         self._transaction_pooling = settings.transaction_pooling
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
+
+    @property
+    def url(self) -> str:
+        """The database URL, read from the environment now if the app was given none."""
+        if self._url is None:
+            self._url = resolve_database_url(None)
+        return self._url
 
     async def pool(self) -> asyncpg.Pool:
         """The pool, opened now if it is not open yet."""
@@ -163,7 +172,7 @@ class Database:
                 if self.url == EMBEDDED:
                     from soniq import embedded
 
-                    self.url = await asyncio.to_thread(embedded.start)
+                    self._url = await asyncio.to_thread(embedded.start)
                 self._pool = await create_pool(
                     self.url,
                     self.schema,

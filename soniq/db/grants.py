@@ -1,7 +1,7 @@
 """The privileges of the three roles a deployment gives Soniq (``soniq setup --grant-*``).
 
 - **producer**: may enqueue (single, bulk, in its own transaction, with dedup keys) through
-  the SECURITY DEFINER functions of migration 0010, and nothing else: no table privileges.
+  the SECURITY DEFINER functions of migrations 0010 and 0011, and nothing else: no table privileges.
 - **worker**: reads and writes the schema's tables, truncates drained partitions of the
   live ring, and calls the schema's functions (history partitions are made and dropped by
   SECURITY DEFINER functions, so no DDL right is needed); nothing outside the schema.
@@ -53,6 +53,8 @@ def _grant(schema: str, kind: RoleKind, role: str) -> list[str]:
         return [
             usage,
             f"GRANT EXECUTE ON FUNCTION {schema}.enqueue(text, json, text, integer, "
+            f"timestamptz, interval, text, integer, integer, text, json, integer) TO {role}",
+            f"GRANT EXECUTE ON FUNCTION {schema}.enqueue_job(text, json, text, integer, "
             f"timestamptz, interval, text, integer, integer, text, json, integer) TO {role}",
             f"GRANT EXECUTE ON FUNCTION {schema}.enqueue_many(text, json[], text, integer, "
             f"timestamptz, interval, integer, integer, text, json, integer) TO {role}",

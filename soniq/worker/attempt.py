@@ -5,44 +5,34 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import random
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from soniq import tracing
+from soniq.backoff import Backoff, Delays, for_task
+from soniq.errors import Discard, Retry, Snooze
 from soniq.job import ClaimedJob, JobContext, JobError, Outcome
 from soniq.registry import CallNext, JobSpec, Middleware, Registry, Upcaster
 from soniq.worker.threads import Contained
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter: attempt n waits between half and all of
-    ``min(cap, base * 2**(n-1))``."""
-
-    base: timedelta
-    cap: timedelta
-
-    def delay(self, attempt: int) -> float:
-        ceiling = min(self.cap.total_seconds(), self.base.total_seconds() * 2.0 ** (attempt - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 def _dead(job: ClaimedJob, reason: str, message: str, detail: object = None) -> Outcome:
     return Outcome(job.claim, "dead", error=JobError(reason, message, detail))
 
 
-def _failed(job: ClaimedJob, policy: RetryPolicy, reason: str, message: str) -> Outcome:
+def _failed(
+    job: ClaimedJob, policy: Delays, reason: str, message: str, delay: float | None = None
+) -> Outcome:
+    """Retried after ``delay`` (else the backoff's) while attempts remain, else dead."""
     detail = traceback.format_exc() if reason == "exception" else None
     if job.attempts < job.max_attempts:
         error = JobError(reason, f"attempt {job.attempts} of {job.max_attempts}: {message}", detail)
-        return Outcome(job.claim, "queued", policy.delay(job.attempts), error)
+        wait = policy.delay(job.attempts) if delay is None else delay
+        return Outcome(job.claim, "queued", wait, error)
     return _dead(
         job,
         reason,
@@ -51,13 +41,20 @@ def _failed(job: ClaimedJob, policy: RetryPolicy, reason: str, message: str) -> 
     )
 
 
-def _raised(job: ClaimedJob, policy: RetryPolicy, exc: BaseException) -> Outcome:
-    """The failed attempt of a handler (or middleware) that raised ``exc``. Exceptions that
-    are not ``Exception`` (``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit``, a
-    custom ``BaseException``) are contained the same way: a handler must not be able to end
-    the worker process or leave its job running."""
+def _raised(job: ClaimedJob, policy: Delays, exc: BaseException) -> Outcome:
+    """The outcome of a handler (or middleware) that raised ``exc``: what a
+    :class:`Retry`, :class:`Discard` or :class:`Snooze` asks for, else a failed attempt.
+    Exceptions that are not ``Exception`` (``SystemExit``, ``KeyboardInterrupt``,
+    ``GeneratorExit``, a custom ``BaseException``) are contained the same way: a handler
+    must not be able to end the worker process or leave its job running."""
     if isinstance(exc, Contained):
         exc = exc.raised
+    if isinstance(exc, Snooze):
+        return Outcome(job.claim, "snoozed", exc.delay)
+    if isinstance(exc, Discard):
+        return _dead(job, "discarded", f"attempt {job.attempts} of {job.max_attempts}: {exc}")
+    if isinstance(exc, Retry):
+        return _failed(job, policy, "retry", str(exc), exc.delay)
     tracing.record_exception(exc)
     message = _describe(exc)
     if not isinstance(exc, Exception):
@@ -192,21 +189,23 @@ async def run_attempt(
     job: ClaimedJob,
     spec: JobSpec,
     *,
-    policy: RetryPolicy,
+    policy: Backoff,
     threads: Executor,
     upcasters: Mapping[int, Upcaster],
     middleware: Sequence[Middleware] = (),
     traced: bool,
 ) -> Outcome:
     """Upcast and validate the stored args, call the handler through the middleware, and
-    turn what happened into an Outcome. Cancellation (worker shutdown, app.cancel())
+    turn what happened into an Outcome; a failure is retried after the task's backoff
+    (``policy``, the app's, when it has none). Cancellation (worker shutdown, app.cancel())
     propagates to the caller, which releases or cancels the job. With ``traced`` (see
     :func:`soniq.tracing.active`) the attempt runs inside a consumer span.
     """
+    delays = for_task(spec.backoff, policy)
     if not traced:
-        return await _run_attempt(job, spec, policy, threads, upcasters, middleware)
+        return await _run_attempt(job, spec, delays, threads, upcasters, middleware)
     with tracing.consumer_span(job) as span:
-        outcome = await _run_attempt(job, spec, policy, threads, upcasters, middleware)
+        outcome = await _run_attempt(job, spec, delays, threads, upcasters, middleware)
         tracing.end_with(span, outcome)
         return outcome
 
@@ -240,7 +239,7 @@ def _validated_args(
 async def _run_attempt(
     job: ClaimedJob,
     spec: JobSpec,
-    policy: RetryPolicy,
+    policy: Delays,
     threads: Executor,
     upcasters: Mapping[int, Upcaster],
     middleware: Sequence[Middleware],
@@ -282,7 +281,7 @@ async def _run_attempt(
 async def _run_with_timeout(
     job: ClaimedJob,
     spec: JobSpec,
-    policy: RetryPolicy,
+    policy: Delays,
     call: Callable[[], Awaitable[Any]],
     timeout: float,
 ) -> Outcome:
@@ -314,7 +313,7 @@ async def _contained(call: Callable[[], Awaitable[Any]]) -> Any:
 
 
 async def run_claimed(
-    job: ClaimedJob, registry: Registry, *, policy: RetryPolicy, threads: Executor, traced: bool
+    job: ClaimedJob, registry: Registry, *, policy: Backoff, threads: Executor, traced: bool
 ) -> Outcome:
     """Run one attempt of a claimed job with the app's handler for its task, upcasters and
     middleware; a job of a task the app has no handler for is dead-lettered. The one path

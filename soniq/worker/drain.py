@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from soniq import tracing
+from soniq.backoff import Backoff
 from soniq.db.connection import Database, pooled
 from soniq.db.jobs import JobStore
 from soniq.db.jobs.claims import EVERYTHING
 from soniq.registry import Registry
-from soniq.worker.attempt import RetryPolicy, run_claimed
+from soniq.worker.attempt import run_claimed
 from soniq.worker.threads import HandlerThreads
 from soniq.worker.worker import new_worker_id
 
@@ -23,7 +24,7 @@ async def drain(
     store: JobStore,
     registry: Registry,
     *,
-    policy: RetryPolicy,
+    policy: Backoff,
     queues: Sequence[str] | None,
 ) -> int:
     """Claim, run and record due jobs of ``queues`` (all when None) one at a time, through

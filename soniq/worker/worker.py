@@ -29,6 +29,7 @@ from datetime import timedelta
 import asyncpg
 
 from soniq import tracing
+from soniq.backoff import Backoff
 from soniq.db.connection import CONNECTION_ERRORS, Database, pooled
 from soniq.db.jobs import JobStore
 from soniq.db.jobs.claims import CLAIM_WINDOW, EVERYTHING
@@ -40,7 +41,7 @@ from soniq.periodic import Schedule
 from soniq.registry import Registry
 from soniq.settings import Settings, WorkerSettings
 from soniq.waiting import backoff, wait_event
-from soniq.worker.attempt import RetryPolicy, run_claimed
+from soniq.worker.attempt import run_claimed
 from soniq.worker.completer import Completer
 from soniq.worker.maintenance import Maintenance
 from soniq.worker.notifier import Notifier
@@ -81,7 +82,7 @@ class Worker:
         registry: Registry,
         config: WorkerSettings,
         app_settings: Settings,
-        retry_policy: RetryPolicy,
+        retry_policy: Backoff,
         schedules: Sequence[Schedule],
         metrics: Metrics | None = None,
     ) -> None:
@@ -204,6 +205,9 @@ class Worker:
             else "; no LISTEN (transaction pooling without "
             f"listen_url): polling every {self._config.poll_interval.total_seconds():g}s",
         )
+        hint = tracing.missing_hint()
+        if hint is not None:
+            logger.warning(hint)
         for service in [*self._services, self._completer]:
             service.start()
         restore_signals = handle_signals(self.stop, self.hard_stop)

@@ -44,7 +44,7 @@ def test_layout(built: Path) -> None:
             assert "DO NOT EDIT" in text.splitlines()[0], path
     pyproject = (built / "pyproject.toml").read_text()
     assert 'name = "billing_tasks"' in pyproject and 'version = "0.1.0"' in pyproject
-    assert '"soniq>=0.1"' in pyproject and "pydantic" in pyproject
+    assert '"soniq-jobs>=0.2.0"' in pyproject and "pydantic" in pyproject
     readme = (built / "README.md").read_text()
     for name in ("billing.send_invoice", "billing.refund_payment", "SEND_INVOICE"):
         assert name in readme

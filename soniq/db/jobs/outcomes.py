@@ -38,7 +38,9 @@ _RECORD_DONE = f"""
     SELECT array_agg(id) AS ids, pg_notify('{{schema}}.results', '') FROM fin"""
 
 # A failed attempt: retried (after its backoff, from job_scheduled), dead-lettered, or
-# cancelled, which is also the end of a failed attempt whose cancellation was requested.
+# cancelled, which is also the end of a failed attempt whose cancellation was requested. A
+# snoozed attempt waits in job_scheduled like a retry, but gives its attempt back and keeps
+# the last error. Both stay live: they keep their dedup key and wake no result waiter.
 _RECORD_FAILED = f"""
     WITH o AS (
         SELECT * FROM unnest(:ids::bigint[], :slots::int2[], :tokens::uuid[], :states::text[],
@@ -49,26 +51,37 @@ _RECORD_FAILED = f"""
     fin AS (
         DELETE FROM {{schema}}.job_live AS j USING o WHERE {{match}}
         RETURNING j.*, o.delay, o.reason, o.message, o.detail,
-                  CASE WHEN o.state = 'queued' AND j.cancel_requested_at IS NOT NULL
+                  CASE WHEN o.state IN ('queued', 'snoozed')
+                            AND j.cancel_requested_at IS NOT NULL
                        THEN 'cancelled' ELSE o.state END AS outcome
     ),
-    retry AS (
+    again AS (
         INSERT INTO {{schema}}.job_scheduled (id, task_name, queue, args, priority, attempts,
             max_attempts, scheduled_at, enqueued_at, started_at, worker_id, error_reason,
             error_message, error_detail, dedup_key, contract_version, contract_fingerprint,
             trace_context)
-        SELECT id, task_name, queue, args, priority, attempts, max_attempts,
-            now() + make_interval(secs => delay), enqueued_at, started_at, worker_id, reason,
-            message, detail, dedup_key, contract_version, contract_fingerprint, trace_context
-        FROM fin WHERE outcome = 'queued'
+        SELECT id, task_name, queue, args, priority,
+            CASE WHEN outcome = 'snoozed' THEN attempts - 1 ELSE attempts END, max_attempts,
+            now() + make_interval(secs => delay), enqueued_at, started_at, worker_id,
+            CASE WHEN outcome = 'snoozed' THEN error_reason ELSE reason END,
+            CASE WHEN outcome = 'snoozed' THEN error_message ELSE message END,
+            CASE WHEN outcome = 'snoozed' THEN error_detail ELSE detail END,
+            dedup_key, contract_version, contract_fingerprint, trace_context
+        FROM fin WHERE outcome IN ('queued', 'snoozed')
     ),
     dead AS ({to_dead("fin", errors="reason, message, detail", where="outcome = 'dead'")}),
     cancelled AS (SELECT * FROM fin WHERE outcome = 'cancelled'),
     history AS ({
-    to_history("cancelled", "'cancelled'", errors="reason, message, detail", result="NULL")
+    to_history(
+        "cancelled",
+        "'cancelled'",
+        errors=f"coalesce(reason, 'cancelled'), coalesce(message, {CANCELLED_MESSAGE}), detail",
+        result="NULL",
+    )
 }),
-    keys AS ({free_keys("fin", "f.outcome <> 'queued'")})
-    SELECT id, CASE WHEN outcome <> 'queued' THEN pg_notify('{{schema}}.results', id::text) END
+    keys AS ({free_keys("fin", "f.outcome NOT IN ('queued', 'snoozed')")})
+    SELECT id, CASE WHEN outcome NOT IN ('queued', 'snoozed')
+                    THEN pg_notify('{{schema}}.results', id::text) END
     FROM fin"""
 
 
@@ -149,7 +162,7 @@ class JobOutcomes(Statements):
         """Write finished attempts; returns the ids still owned (the others were fenced out).
 
         Successes, the bulk of any batch, go through a lean statement; the rest (retries,
-        dead letters, cancellations) through the general one.
+        snoozes, dead letters, cancellations) through the general one.
         """
         done = [o for o in outcomes if o.state == "done"]
         failed = [o for o in outcomes if o.state != "done"] if len(done) < len(outcomes) else []

@@ -32,7 +32,7 @@ class JobWrites(Statements):
     # producer role needs no privilege on the tables themselves.
     _enqueue = Statement(
         """
-        SELECT {schema}.enqueue(:task_name, :args::json, queue => :queue,
+        SELECT job_id, created FROM {schema}.enqueue_job(:task_name, :args::json, queue => :queue,
             priority => :priority, scheduled_at => :scheduled_at, delay => :delay::interval,
             dedup_key => :dedup_key, max_attempts => :max_attempts,
             contract_version => :contract_version,
@@ -40,10 +40,10 @@ class JobWrites(Statements):
             trace_context => :trace_context::json, max_args_bytes => :max_args_bytes)"""
     )
 
-    async def insert(self, db: Queryable, job: NewJob, *, max_args_bytes: int) -> int:
-        """Insert one job and wake a worker at commit; with a ``dedup_key`` a live job
-        already holds, that job's id instead."""
-        value = await self._enqueue.fetchval(
+    async def insert(self, db: Queryable, job: NewJob, *, max_args_bytes: int) -> tuple[int, bool]:
+        """Insert one job and wake a worker at commit: its id and True; with a ``dedup_key``
+        a live job already holds, that job's id and False (nothing written)."""
+        row = await self._enqueue.fetchrow(
             db,
             task_name=job.task_name,
             queue=job.queue,
@@ -58,7 +58,8 @@ class JobWrites(Statements):
             dedup_key=job.dedup_key,
             max_args_bytes=max_args_bytes,
         )
-        return int(value)
+        assert row is not None
+        return int(row["job_id"]), bool(row["created"])
 
     _enqueue_many = Statement(
         """

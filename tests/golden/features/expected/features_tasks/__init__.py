@@ -2,6 +2,8 @@
 # Change the contracts and run `soniq-codegen build` again instead.
 """Task contracts of features_tasks: typed task references and args models."""
 
+# First: a clear ImportError when the installed soniq cannot run this package.
+from ._runtime import RUNTIME_REQUIREMENT as RUNTIME_REQUIREMENT
 from .models import (
     Address,
     NotifyCustomerArgs,
