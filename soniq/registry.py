@@ -39,6 +39,9 @@ class JobSpec:
     context_param: str | None
     ref: TaskRef[Any] | None
     result_model: type[BaseModel] | None = None
+    # No model and no named parameters, only ``**kwargs``: ``args_model`` would accept any
+    # object unchanged, so the worker hands the parsed args over without it.
+    raw_args: bool = False
 
     @property
     def max_attempts(self) -> int:
@@ -194,6 +197,7 @@ def build_spec(
         context_param=context_param,
         ref=ref,
         result_model=result_model,
+        raw_args=validate is None and open_ended and not value_params,
     )
 
 
