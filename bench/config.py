@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, replace
 
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_SYSTEMS = ("soniq", "pgqueuer", "procrastinate")
+DEFAULT_SYSTEMS = ("soniq", "pgqueuer", "procrastinate", "graphile")
 DRAIN_CONCURRENCIES = (10, 100)
 RSS_CONCURRENCY = 200
 
@@ -16,6 +16,9 @@ BULK = "enqueue_bulk"
 LATENCY = "latency"
 RSS = "worker_rss"
 VALIDATION = "validation_cost"
+# What the database allows on Soniq's tables (bench/limits.py).
+LIMIT_DRAIN = "limit_drain"
+LIMIT_COPY = "limit_copy"
 
 
 def drain_scenario(concurrency: int) -> str:

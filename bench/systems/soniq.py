@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
 from typing import Any
 
 from bench.config import (
     BULK,
     DRAIN_CONCURRENCIES,
     LATENCY,
+    LIMIT_COPY,
+    LIMIT_DRAIN,
     RSS,
     SINGLE,
     VALIDATION,
@@ -51,7 +54,8 @@ class SoniqSystem(System):
     def variants(self) -> list[Variant]:
         # BEST_CONCURRENCY mirrors pgqueuer's batch 500: each system's best setting.
         drains = tuple(_drain(c) for c in (*DRAIN_CONCURRENCIES, BEST_CONCURRENCY))
-        return [Variant("soniq", "soniq", (SINGLE, BULK, LATENCY, RSS, VALIDATION), drains)]
+        scenarios = (SINGLE, BULK, LATENCY, RSS, VALIDATION, LIMIT_DRAIN, LIMIT_COPY)
+        return [Variant("soniq", "soniq", scenarios, drains)]
 
     def without_model(self, variant: str) -> tuple[str, Drain]:
         return "soniq-nomodel", _drain(BEST_CONCURRENCY)
@@ -96,6 +100,12 @@ class SoniqSystem(System):
 
     async def finished(self) -> int:
         return await self.count(f"SELECT count(*) FROM {SCHEMA}.jobs WHERE state = 'done'")
+
+    async def last_finished(self) -> datetime | None:
+        value: datetime | None = await self.db.fetchval(
+            f"SELECT max(finished_at) FROM {SCHEMA}.job_history WHERE state = 'done'"
+        )
+        return value
 
     async def unfinished(self) -> int:
         return await self.count(
