@@ -134,7 +134,9 @@ async def drain(system: System, variant: str, spec: Drain, sizes: Sizes, m: Meas
     db_started = await system.db.fetchval("SELECT clock_timestamp()")
     started = time.perf_counter()
     stop = await start()
+    waits = WaitSampler(system.url, sizes.wait_sample_every)
     try:
+        await waits.start()
         if system.external_workers:
             ran_all = await _drained(system, _STALL)
         else:
@@ -145,10 +147,13 @@ async def drain(system: System, variant: str, spec: Drain, sizes: Sizes, m: Meas
         used = await cpu.end()
         last = await system.last_finished()
     finally:
+        await waits.stop()
         calls = await stop()
     handler_calls = PROBE.count if calls is None else calls
     m.jobs_ran = await system.finished()
     m.extra.update(handler_calls=handler_calls, concurrency=spec.concurrency, label=spec.label)
+    if waits.samples:
+        m.extra["waits"] = waits.summary()
     if not recorded:
         m.error = f"{handler_calls} of {jobs} jobs ran, then none for {_STALL:.0f}s"
         return
@@ -178,6 +183,51 @@ async def _drained(system: System, stall: float) -> bool:
         elif time.perf_counter() - changed > stall:
             return False
     return True
+
+
+class WaitSampler:
+    """Samples ``pg_stat_activity`` for the system's database every ``every`` seconds on a
+    connection of its own (off when ``every`` is 0): what the backends are doing."""
+
+    def __init__(self, url: str, every: float) -> None:
+        self.url = url
+        self.every = every
+        self.samples = 0
+        self.seen: dict[str, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.every > 0:
+            conn = await asyncpg.connect(self.url, timeout=10)
+            self._task = asyncio.ensure_future(self._sample(conn))
+
+    async def _sample(self, conn: asyncpg.Connection) -> None:
+        try:
+            while True:
+                rows = await conn.fetch(
+                    "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                self.samples += 1
+                for row in rows:
+                    doing = f"{row['wait_event_type']}:{row['wait_event']}"
+                    key = f"{row['state']} {doing if row['wait_event'] else 'on CPU'}"
+                    self.seen[key] = self.seen.get(key, 0) + 1
+                await asyncio.sleep(self.every)
+        finally:
+            await conn.close()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def summary(self) -> dict[str, Any]:
+        """Per state and wait event: the average number of backends in it (largest first)."""
+        average = {k: round(v / self.samples, 3) for k, v in self.seen.items()}
+        ordered = dict(sorted(average.items(), key=lambda kv: -kv[1]))
+        return {"samples": self.samples, "backends": ordered}
 
 
 class CpuMeter:
