@@ -207,6 +207,12 @@ def _validation_cost(results: Results) -> Target:
         f"{metric['with_model_per_s']:,.0f}/s with vs {metric['without_model_per_s']:,.0f}/s "
         f"without; worker CPU per job {metric['cpu_cost_pct']:+.1f}%"
     )
+    if "dispatch_us_with_model" in metric:
+        detail += (
+            f"; dispatch alone {metric['dispatch_us_with_model']:.1f} us with vs "
+            f"{metric['dispatch_us_without_model']:.1f} us without, "
+            f"{metric['validation_share_of_job_cpu_pct']:.1f}% of a job's CPU"
+        )
     return Target(name, f"{cost:.1f}%", cost < 10, detail, cost)
 
 

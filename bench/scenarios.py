@@ -342,6 +342,7 @@ async def validation_cost(system: System, variant: str, sizes: Sizes, m: Measure
     unvalidated, spec = pair
     seconds = {variant: 0.0, unvalidated: 0.0}
     cpu = dict.fromkeys(seconds, 0.0)
+    all_cpu = 0.0  # worker and database CPU per job of the drains with a model
     for key in (variant, unvalidated, unvalidated, variant):
         run = Measurement(system.name, key, spec.scenario, m.repeat)
         await drain(system, key, spec, sizes, run)
@@ -350,14 +351,34 @@ async def validation_cost(system: System, variant: str, sizes: Sizes, m: Measure
             return
         seconds[key] += sizes.drain_jobs / run.metrics["jobs_per_s"]
         cpu[key] += run.metrics["cpu_us_per_job"]
+        if key == variant:
+            all_cpu += run.metrics["cpu_us_per_job"] + run.metrics.get("db_cpu_us_per_job", 0.0)
         m.jobs_enqueued += run.jobs_enqueued
         m.jobs_ran = (m.jobs_ran or 0) + (run.jobs_ran or 0)
     m.metrics["with_model_per_s"] = 2 * sizes.drain_jobs / seconds[variant]
     m.metrics["without_model_per_s"] = 2 * sizes.drain_jobs / seconds[unvalidated]
     m.metrics["cost_pct"] = 100 * (1 - seconds[unvalidated] / seconds[variant])
     m.metrics["cpu_cost_pct"] = 100 * (1 - cpu[unvalidated] / cpu[variant])
+    # The drains' difference is within this machine's noise; the dispatch path alone,
+    # timed without the database (best of alternating rounds), gives what validating
+    # adds per job, and its share of all the CPU a job costs (worker and database).
+    rounds: dict[str, list[float]] = {variant: [], unvalidated: []}
+    for _ in range(_DISPATCH_ROUNDS):
+        for key in rounds:
+            took = await system.dispatch_seconds(key, _DISPATCH_CALLS)
+            if took is not None:
+                rounds[key].append(took / _DISPATCH_CALLS * 1e6)
+    if rounds[variant] and rounds[unvalidated]:
+        added = min(rounds[variant]) - min(rounds[unvalidated])
+        m.metrics["dispatch_us_with_model"] = min(rounds[variant])
+        m.metrics["dispatch_us_without_model"] = min(rounds[unvalidated])
+        m.metrics["validation_share_of_job_cpu_pct"] = 100 * added / (all_cpu / 2)
     m.extra.update(concurrency=spec.concurrency, label=spec.label)
     m.verified = True
+
+
+_DISPATCH_ROUNDS = 7
+_DISPATCH_CALLS = 2000
 
 
 ONE_AT_A_TIME = {BULK: enqueue_bulk, RSS: worker_rss, VALIDATION: validation_cost}

@@ -129,6 +129,11 @@ class System(ABC):
 
         return start
 
+    async def dispatch_seconds(self, variant: str, calls: int) -> float | None:
+        """Seconds this process takes to hand ``calls`` stored jobs of ``variant`` to their
+        handler, one after the other, with no database involved (None: cannot tell)."""
+        return None
+
     async def last_finished(self) -> datetime | None:
         """When the database recorded the latest successful job (its own clock), or None
         when the system keeps no such time."""
