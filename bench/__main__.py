@@ -25,6 +25,12 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     )
     parser.add_argument("--repeats", type=int, default=None, help="repeats (default 3; smoke 1)")
     parser.add_argument(
+        "--sample-waits",
+        action="store_true",
+        help="diagnostics: during drains, sample what the database backends wait on every "
+        "10 ms (costs the systems a little; the JSON's measurements get 'waits')",
+    )
+    parser.add_argument(
         "--json", type=Path, default=Path("bench-results.json"), help="where to write results"
     )
     parser.add_argument(
@@ -42,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     return RunConfig(
         database_url=args.database_url,
         systems=systems,
-        sizes=sizes_for(args.smoke, args.repeats),
+        sizes=sizes_for(args.smoke, args.repeats, sample_waits=args.sample_waits),
         smoke=args.smoke,
         json_path=args.json,
     )

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, replace
 
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_SYSTEMS = ("soniq", "pgqueuer", "procrastinate")
+DEFAULT_SYSTEMS = ("soniq", "pgqueuer", "procrastinate", "graphile")
 DRAIN_CONCURRENCIES = (10, 100)
 RSS_CONCURRENCY = 200
 
@@ -16,6 +16,9 @@ BULK = "enqueue_bulk"
 LATENCY = "latency"
 RSS = "worker_rss"
 VALIDATION = "validation_cost"
+# What the database allows on Soniq's tables (bench/limits.py).
+LIMIT_DRAIN = "limit_drain"
+LIMIT_COPY = "limit_copy"
 
 
 def drain_scenario(concurrency: int) -> str:
@@ -39,6 +42,8 @@ class Sizes:
     slow_bulk_jobs: int
     slow_drain_jobs: int
     slow_rss_jobs: int
+    # Diagnostics: sample pg_stat_activity this often during drains (0: not at all).
+    wait_sample_every: float = 0.0
 
     def for_system(self, slow: bool) -> Sizes:
         """These sizes, scaled down for a slow system."""
@@ -83,8 +88,10 @@ SMOKE_SIZES = Sizes(
 )
 
 
-def sizes_for(smoke: bool, repeats: int | None) -> Sizes:
+def sizes_for(smoke: bool, repeats: int | None, *, sample_waits: bool = False) -> Sizes:
     sizes = SMOKE_SIZES if smoke else DEFAULT_SIZES
+    if sample_waits:
+        sizes = replace(sizes, wait_sample_every=0.01)
     return sizes if repeats is None else replace(sizes, repeats=repeats)
 
 

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import interleaved, report
-from bench.config import BULK, LATENCY, RSS, SINGLE, VALIDATION, Sizes
+from bench.config import BULK, LATENCY, LIMIT_COPY, LIMIT_DRAIN, RSS, SINGLE, VALIDATION, Sizes
 from bench.database import ScratchDatabases, server_facts
+from bench.limits import LIMITS
 from bench.scenarios import ONE_AT_A_TIME, Measurement, drain
 from bench.systems import Drain, System, load
 
@@ -52,7 +53,7 @@ def _plan(systems: list[System]) -> list[list[Step]]:
                 groups.setdefault(spec.scenario, []).append(
                     Step(system, variant.key, spec.scenario, spec)
                 )
-    groups.update({LATENCY: [], RSS: [], VALIDATION: []})
+    groups.update({LATENCY: [], RSS: [], VALIDATION: [], LIMIT_DRAIN: [], LIMIT_COPY: []})
     for system in systems:
         for variant in system.variants():
             for scenario in variant.scenarios:
@@ -86,7 +87,7 @@ async def _run_step(step: Step, sizes: Sizes, repeat: int) -> Measurement:
         if step.drain is not None:
             await drain(step.system, step.variant, step.drain, sizes, m)
         else:
-            await ONE_AT_A_TIME[step.scenario](step.system, step.variant, sizes, m)
+            await (ONE_AT_A_TIME | LIMITS)[step.scenario](step.system, step.variant, sizes, m)
     except Exception as exc:  # one broken scenario must not lose the others' numbers
         m.error = f"{type(exc).__name__}: {exc}"
     m.seconds = time.perf_counter() - started
@@ -142,6 +143,8 @@ async def run(config: RunConfig) -> int:
     postgres = await server_facts(config.database_url)
     packages = sorted({p for a in adapters.values() for p in a.packages} - {"soniq"})
     facts = report.machine(postgres, packages)
+    for adapter in adapters.values():
+        facts["packages"].update(adapter.versions())
     try:
         for name, adapter in adapters.items():
             system = adapter(await databases.create(name))
@@ -166,7 +169,13 @@ async def run(config: RunConfig) -> int:
 
     results = report.medians(measurements)
     labels = {v.key: v.label for s in systems for v in s.variants()}
-    found = report.targets(results)
+    found = report.with_spread(
+        report.targets(results),
+        [
+            report.targets(report.medians([m for m in measurements if m.repeat == r]))
+            for r in range(config.sizes.repeats)
+        ],
+    )
     ok = all(m.verified and m.error is None for m in measurements)
     facts["load_average_at_end"] = list(os.getloadavg())
     payload: dict[str, Any] = {
@@ -185,6 +194,8 @@ async def run(config: RunConfig) -> int:
         },
         "results": results,
         "targets": [asdict(t) for t in found],
+        # target -> the number judged (ratio, rate or percentage), and per repeat
+        "ratios": {t.name: {"value": t.measured, "per_repeat": t.per_repeat} for t in found},
         "all_jobs_verified": ok,
     }
     report.write_json(config.json_path, payload, measurements)

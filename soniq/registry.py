@@ -41,6 +41,9 @@ class JobSpec:
     ref: TaskRef[Any] | None
     result_model: type[BaseModel] | None = None
     backoff: Backoff | BackoffFunction | None = None  # None: the app's
+    # No model and no named parameters, only ``**kwargs``: ``args_model`` would accept any
+    # object unchanged, so the worker hands the parsed args over without it.
+    raw_args: bool = False
 
     @property
     def max_attempts(self) -> int:
@@ -199,6 +202,7 @@ def build_spec(
         ref=ref,
         result_model=result_model,
         backoff=task_backoff,
+        raw_args=validate is None and open_ended and not value_params,
     )
 
 

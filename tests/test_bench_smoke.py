@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,10 @@ SONIQ_SCENARIOS = {
     "latency",
     "worker_rss",
     "validation_cost",
+    "limit_drain",
+    "limit_copy",
 }
+GRAPHILE_SCENARIOS = {"enqueue_single", "enqueue_bulk", "drain_1x24", "drain_2x24"}
 
 
 @pytest.mark.timeout(240)
@@ -47,6 +51,24 @@ def test_smoke_run_completes_and_every_job_ran(database_url: str, tmp_path: Path
     assert set(report["results"]["soniq"]) >= SONIQ_SCENARIOS
     validation = report["results"]["soniq"]["validation_cost"]
     assert validation["with_model_per_s"] > 0 and validation["without_model_per_s"] > 0
+    limits = report["results"]["soniq"]
+    assert limits["limit_drain"]["jobs_per_s"] > 0 and limits["limit_copy"]["jobs_per_s"] > 0
+    for ratio in (
+        "drain >= 0.70 of the database's limit",
+        "bulk enqueue >= 0.85 of a bare COPY",
+        "validation cost < 10% of drain",
+    ):
+        assert report["ratios"][ratio]["value"] is not None, ratio
+    if shutil.which("node") and shutil.which("npm"):
+        assert report["systems"]["graphile"]["status"] == "ran"
+        assert set(report["results"]["graphile"]) >= GRAPHILE_SCENARIOS
+        for ratio in (
+            "drain >= 1.5x graphile-worker's best",
+            "bulk enqueue >= 1.5x graphile-worker's add_jobs",
+        ):
+            assert report["ratios"][ratio]["value"] > 0, ratio
+    else:  # no Node here: skipped with the reason, and everything else still ran
+        assert "node" in report["systems"]["graphile"]["reason"]
     assert report["machine"]["postgresql"]["server_version"]
     assert report["targets"], "the target checks are part of the report"
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import timedelta
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -14,10 +16,14 @@ from pydantic import BaseModel
 from soniq import (
     InvalidArgumentsError,
     InvalidNameError,
+    JobContext,
     RegistrationError,
     Soniq,
     task_ref,
 )
+from soniq.job import ClaimedJob
+from soniq.registry import JobSpec, build_spec
+from soniq.worker.attempt import RetryPolicy, run_attempt
 from tests.helpers import job_row
 
 
@@ -323,3 +329,61 @@ async def test_ref_version_and_fingerprint_are_stamped_on_jobs(
         (3, "abc123"),
         (None, None),
     ]
+
+
+class _RefusesEverything(BaseModel):
+    """A model no args pass: a dispatch that consults it dead-letters the job."""
+
+    never_given: int
+
+
+def _spec_of(handler: Any, validate: type[BaseModel] | None = None) -> JobSpec:
+    return build_spec(
+        handler, name="raw.task", validate=validate, queue=None, retries=0, timeout=None,
+        priority=None, ref=None,
+    )  # fmt: skip
+
+
+def test_only_a_handler_taking_nothing_but_kwargs_without_a_model_gets_raw_args() -> None:
+    async def only_kwargs(**kwargs: Any) -> None: ...
+
+    async def context_and_kwargs(ctx: JobContext, **kwargs: Any) -> None: ...
+
+    async def named(order_id: str, **kwargs: Any) -> None: ...
+
+    assert _spec_of(only_kwargs).raw_args
+    assert _spec_of(context_and_kwargs).raw_args
+    assert not _spec_of(named).raw_args
+    assert not _spec_of(only_kwargs, InvoiceArgs).raw_args
+
+
+async def test_raw_args_reach_the_handler_without_passing_through_any_model() -> None:
+    received: list[dict[str, Any]] = []
+
+    async def only_kwargs(**kwargs: Any) -> None:
+        received.append(kwargs)
+
+    # The signature's own model accepts anything; swapped for one that accepts nothing, a
+    # dispatch that still validated would dead-letter the job instead of running it.
+    spec = dataclasses.replace(_spec_of(only_kwargs), args_model=_RefusesEverything)
+    args = {"n": 1, "nested": {"a-b": [1.5, None, "\u00e9"]}}
+    job = ClaimedJob(
+        id=1, slot=0, task_name="raw.task", queue="default", args_json=json.dumps(args),
+        attempts=1, max_attempts=1, enqueued_at=datetime.now(timezone.utc),
+        claim_token=uuid.uuid4(), contract_version=None, queue_wait=0.0, trace_context=None,
+    )  # fmt: skip
+    policy = RetryPolicy(timedelta(seconds=1), timedelta(seconds=1))
+    with ThreadPoolExecutor(1) as threads:
+        outcome = await run_attempt(
+            job, spec, policy=policy, threads=threads, upcasters={}, traced=False
+        )
+        not_an_object = await run_attempt(
+            job._replace(args_json="[1, 2]"), spec, policy=policy, threads=threads,
+            upcasters={}, traced=False,
+        )  # fmt: skip
+    assert outcome.state == "done"
+    assert received == [args]
+    assert not_an_object.state == "dead"
+    assert not_an_object.error is not None
+    assert not_an_object.error.reason == "invalid arguments"
+    assert "must be a JSON object" in not_an_object.error.message

@@ -5,15 +5,16 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-from bench.systems.base import Drain, StopWorker, System, Variant
+from bench.systems.base import Drain, StartWorker, StopWorker, System, Variant
 
-__all__ = ["Drain", "StopWorker", "System", "Variant", "load"]
+__all__ = ["Drain", "StartWorker", "StopWorker", "System", "Variant", "load"]
 
-# system name -> (adapter module, adapter class, the package it needs)
+# system name -> (adapter module, adapter class, the Python package it needs, if any)
 _ADAPTERS = {
     "soniq": ("bench.systems.soniq", "SoniqSystem", "soniq"),
     "pgqueuer": ("bench.systems.pgqueuer", "PgqueuerSystem", "pgqueuer"),
     "procrastinate": ("bench.systems.procrastinate", "ProcrastinateSystem", "procrastinate"),
+    "graphile": ("bench.systems.graphile", "GraphileSystem", None),
 }
 
 
@@ -26,8 +27,8 @@ def load(name: str) -> type[System] | str:
     if name not in _ADAPTERS:
         return f"unknown system (known: {', '.join(_ADAPTERS)})"
     module_name, class_name, package = _ADAPTERS[name]
-    if importlib.util.find_spec(package) is None:
+    if package is not None and importlib.util.find_spec(package) is None:
         return f"not installed (pip install '.[bench]' installs {package})"
     module = importlib.import_module(module_name)
     adapter: type[System] = getattr(module, class_name)
-    return adapter
+    return adapter.unavailable() or adapter

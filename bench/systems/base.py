@@ -5,11 +5,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 import asyncpg
 
-StopWorker = Callable[[], Awaitable[None]]
+# Stops a worker; returns how many handler calls it made when its handlers run in another
+# process (None: they called bench.probe.PROBE in this one).
+StopWorker = Callable[[], Awaitable[int | None]]
+StartWorker = Callable[[], Awaitable[StopWorker]]
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,18 @@ class System(ABC):
     name: ClassVar[str]
     packages: ClassVar[tuple[str, ...]]  # distributions whose versions the report lists
     slow: ClassVar[bool] = False  # runs a few hundred jobs/s: drains use the small size
+    # Its handlers run in other processes: a drain waits on the database, not on PROBE.
+    external_workers: ClassVar[bool] = False
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this system cannot run here (checked, and made ready, before it is used)."""
+        return None
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        """Versions of what runs it beyond Python distributions (those are ``packages``)."""
+        return {}
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -102,7 +118,26 @@ class System(ABC):
 
     @abstractmethod
     async def start_worker(self, variant: str, drain: Drain) -> StopWorker:
-        """Start a worker in this process; the returned coroutine function stops it."""
+        """Start a worker; the returned coroutine function stops it."""
+
+    async def prepare_worker(self, variant: str, drain: Drain) -> StartWorker:
+        """Do what must precede a worker's timed start (e.g. start its processes); the
+        returned coroutine function starts it. By default there is nothing to do first."""
+
+        async def start() -> StopWorker:
+            return await self.start_worker(variant, drain)
+
+        return start
+
+    async def dispatch_seconds(self, variant: str, calls: int) -> float | None:
+        """Seconds this process takes to hand ``calls`` stored jobs of ``variant`` to their
+        handler, one after the other, with no database involved (None: cannot tell)."""
+        return None
+
+    async def last_finished(self) -> datetime | None:
+        """When the database recorded the latest successful job (its own clock), or None
+        when the system keeps no such time."""
+        return None
 
     @abstractmethod
     async def stored(self) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -120,6 +120,12 @@ class PgqueuerSystem(System):
 
     async def finished(self) -> int:
         return await self.count("SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'")
+
+    async def last_finished(self) -> datetime | None:
+        value: datetime | None = await self.db.fetchval(
+            "SELECT max(created) FROM pgqueuer_log WHERE status = 'successful'"
+        )
+        return value
 
     async def unfinished(self) -> int:
         # pgqueuer deletes a finished job from its queue table as it logs the outcome.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import datetime
 from typing import Any
 
 from procrastinate import App, PsycopgConnector
@@ -81,6 +82,12 @@ class ProcrastinateSystem(System):
         return await self.count(
             "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"
         )
+
+    async def last_finished(self) -> datetime | None:
+        value: datetime | None = await self.db.fetchval(
+            "SELECT max(at) FROM procrastinate_events WHERE type = 'succeeded'"
+        )
+        return value
 
     async def unfinished(self) -> int:
         return await self.count(

@@ -5,20 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bench.config import (
     BULK,
     DRAIN_CONCURRENCIES,
     LATENCY,
+    LIMIT_COPY,
+    LIMIT_DRAIN,
     RSS,
     SINGLE,
     VALIDATION,
     drain_scenario,
 )
-from bench.probe import BenchArgs, handle
+from bench.probe import BenchArgs, handle, make_args
 from bench.systems.base import Drain, StopWorker, System, Variant
 from soniq import Soniq
+from soniq.job import ClaimedJob
+from soniq.registry import JobSpec, build_spec
+from soniq.worker.attempt import RetryPolicy, run_attempt
 
 SCHEMA = "soniq"
 BEST_CONCURRENCY = 500
@@ -48,10 +58,24 @@ class SoniqSystem(System):
         async def raw(**kwargs: Any) -> None:
             await handle(**kwargs)
 
+        # The same specs @app.job built, for timing the dispatch path on its own.
+        def spec(variant: str, handler: Any, model: type[BenchArgs] | None) -> JobSpec:
+            return build_spec(
+                handler, name=_TASKS[variant], validate=model, queue=None,
+                retries=self.app.settings.default_retries, timeout=None, priority=None,
+                ref=None,
+            )  # fmt: skip
+
+        self._specs = {
+            "soniq": spec("soniq", noop, BenchArgs),
+            "soniq-nomodel": spec("soniq-nomodel", raw, None),
+        }
+
     def variants(self) -> list[Variant]:
         # BEST_CONCURRENCY mirrors pgqueuer's batch 500: each system's best setting.
         drains = tuple(_drain(c) for c in (*DRAIN_CONCURRENCIES, BEST_CONCURRENCY))
-        return [Variant("soniq", "soniq", (SINGLE, BULK, LATENCY, RSS, VALIDATION), drains)]
+        scenarios = (SINGLE, BULK, LATENCY, RSS, VALIDATION, LIMIT_DRAIN, LIMIT_COPY)
+        return [Variant("soniq", "soniq", scenarios, drains)]
 
     def without_model(self, variant: str) -> tuple[str, Drain]:
         return "soniq-nomodel", _drain(BEST_CONCURRENCY)
@@ -91,11 +115,34 @@ class SoniqSystem(System):
         await asyncio.sleep(0)  # let the worker begin before the caller's clock matters
         return stop
 
+    async def dispatch_seconds(self, variant: str, calls: int) -> float | None:
+        spec = self._specs[variant]
+        job = ClaimedJob(
+            id=1, slot=0, task_name=spec.name, queue="default",
+            args_json=json.dumps(make_args(1), separators=(",", ":")), attempts=1,
+            max_attempts=spec.max_attempts, enqueued_at=datetime.now(timezone.utc),
+            claim_token=uuid.uuid4(), contract_version=None, queue_wait=0.0, trace_context=None,
+        )  # fmt: skip
+        policy = RetryPolicy(timedelta(seconds=1), timedelta(seconds=1))
+        with ThreadPoolExecutor(1) as threads:
+            started = time.perf_counter()
+            for _ in range(calls):
+                await run_attempt(
+                    job, spec, policy=policy, threads=threads, upcasters={}, traced=False
+                )
+            return time.perf_counter() - started
+
     async def stored(self) -> int:
         return await self.count(f"SELECT count(*) FROM {SCHEMA}.jobs")
 
     async def finished(self) -> int:
         return await self.count(f"SELECT count(*) FROM {SCHEMA}.jobs WHERE state = 'done'")
+
+    async def last_finished(self) -> datetime | None:
+        value: datetime | None = await self.db.fetchval(
+            f"SELECT max(finished_at) FROM {SCHEMA}.job_history WHERE state = 'done'"
+        )
+        return value
 
     async def unfinished(self) -> int:
         return await self.count(

@@ -11,6 +11,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
 from soniq import tracing
 from soniq.backoff import Backoff, Delays, for_task
@@ -212,9 +213,21 @@ async def run_attempt(
 
 def _validated_args(
     job: ClaimedJob, spec: JobSpec, upcasters: Mapping[int, Upcaster]
-) -> BaseModel | Outcome:
-    """The stored args, upcast to the handler's contract version and validated; a dead
-    Outcome when that fails."""
+) -> dict[str, Any] | Outcome:
+    """The stored args, upcast to the handler's contract version and validated, as the
+    handler's keyword arguments; a dead Outcome when that fails."""
+    if spec.raw_args:
+        # Parsed by the same JSON parser as a model would use, without building a model
+        # that could only copy every key.
+        raw = from_json(job.args_json)
+        if isinstance(raw, dict):
+            return raw
+        return _dead(
+            job,
+            "invalid arguments",
+            f"invalid arguments for {job.task_name!r}: args must be a JSON object, "
+            f"got {type(raw).__name__}",
+        )
     try:
         if (
             job.contract_version is not None
@@ -224,8 +237,9 @@ def _validated_args(
             upcast = _upcast(job, spec, upcasters)
             if isinstance(upcast, Outcome):
                 return upcast
-            return spec.args_model.model_validate(upcast)
-        return spec.args_model.model_validate_json(job.args_json)
+            values = spec.args_model.model_validate(upcast)
+        else:
+            values = spec.args_model.model_validate_json(job.args_json)
     except ValidationError as exc:
         errors = json.loads(exc.json(include_url=False))
         return _dead(
@@ -234,6 +248,9 @@ def _validated_args(
             f"invalid arguments for {spec.args_model.__name__}: {_fields(errors)}",
             errors,
         )
+    # Not dict(values): that probes the model for a keys() attribute, which raises inside
+    # pydantic on every job.
+    return {**values.__dict__, **(values.__pydantic_extra__ or {})}
 
 
 async def _run_attempt(
@@ -244,12 +261,9 @@ async def _run_attempt(
     upcasters: Mapping[int, Upcaster],
     middleware: Sequence[Middleware],
 ) -> Outcome:
-    values = _validated_args(job, spec, upcasters)
-    if isinstance(values, Outcome):
-        return values
-    # Not dict(values): that probes the model for a keys() attribute, which raises inside
-    # pydantic on every job.
-    kwargs = {**values.__dict__, **(values.__pydantic_extra__ or {})}
+    kwargs = _validated_args(job, spec, upcasters)
+    if isinstance(kwargs, Outcome):
+        return kwargs
     context = None
     if spec.context_param is not None or middleware:
         context = JobContext(
