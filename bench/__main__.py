@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.fleet import main as fleet_main
 
         return fleet_main(args[1:])
+    if args[:1] == ["growth"]:  # `python -m bench growth --help`: bench/growth.py
+        from bench.growth import main as growth_main
+
+        return growth_main(args[1:])
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = parse_args(argv)
     try:
