@@ -79,6 +79,8 @@ class Cluster:
         if reason is not None:
             raise ClusterUnavailable(reason)
         with socket.socket() as sock:
+            # as PostgreSQL binds: the last run's connections in TIME_WAIT do not count
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", self.port))
             except OSError as exc:
