@@ -463,15 +463,19 @@ async def _report(
     recovered_s = analysis.recovered_after(
         series, sampler, clean, stress, recovery, config.recover_window, rate
     )
-    size_ratio = analysis.hot_size_ratio(sampler, by_name["clean"], recovery)
+    sizes = analysis.hot_sizes(sampler)
+    size_ratio = analysis.hot_size_ratio(sizes, by_name["clean"], recovery)
+    size_back_s = analysis.size_back_after(sizes, by_name["clean"], stress, recovery)
     return {
         "scenario": name,
         "rate": rate,
         "phases": list(summaries.values()),
-        "goals": analysis.goals(name, summaries, accounts, drain_s, recovered_s, size_ratio),
+        "goals": analysis.goals(name, summaries, accounts, drain_s, recovered_s, size_back_s),
         "accounting": {**accounts, "enqueue_failed": producer.failed},
         "drain_seconds": drain_s,
         "recovered_after_s": recovered_s,
+        "hot_size_back_after_s": size_back_s,
+        # largest over recovery's last ring turn / largest in the clean phase
         "hot_size_ratio": size_ratio,
         "stress_facts": facts,
         "producer_most_owed": producer.most_owed,
@@ -545,6 +549,10 @@ def table(report: dict[str, Any]) -> str:
         extra.append(f"depth back under threshold {report['drain_seconds']:.0f}s after stress")
     if report["recovered_after_s"] is not None:
         extra.append(f"recovered {report['recovered_after_s']:.0f}s after stress")
+    if report["hot_size_ratio"] is not None:
+        extra.append(
+            f"hot tables over recovery's last ring turn {report['hot_size_ratio']:.2f}x clean"
+        )
     if extra:
         lines.append("; ".join(extra))
     for goal in report["goals"]:
