@@ -53,7 +53,7 @@ from bench.probe import make_args
 from bench.report import machine
 from soniq import Soniq
 from soniq.db.jobs import JobStore
-from soniq.db.jobs.claims import CLAIM_WINDOW
+from soniq.db.jobs.claims import CLAIM_WINDOW, EVERYTHING
 
 logger = logging.getLogger("bench.pressure")
 
@@ -295,9 +295,12 @@ async def measure_peak(cluster: Cluster, config: PressureConfig, logs: Path) -> 
     return float(jobs / window)
 
 
-async def _explain_claim(conn: asyncpg.Connection, config: PressureConfig) -> str:
-    """EXPLAIN (ANALYZE, BUFFERS) of the workers' claim statement, rolled back (the jobs it
-    locked go back to the queue at once)."""
+async def _explain_claim(
+    conn: asyncpg.Connection, config: PressureConfig, window: timedelta
+) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of the workers' claim statement over ``window`` (the
+    recent claim's, or the full look's), rolled back: the jobs it locked go back to the
+    queue at once."""
     statement = JobStore(SCHEMA).claims._claim_any
     args = statement.args(
         {
@@ -308,7 +311,7 @@ async def _explain_claim(conn: asyncpg.Connection, config: PressureConfig) -> st
             "worker_id": "pressure-explain",
             "versioned_tasks": [],
             "versions": [],
-            "window": CLAIM_WINDOW,
+            "window": window,
         }
     )
     transaction = conn.transaction()
@@ -360,10 +363,11 @@ async def run_scenario(
         runner = asyncio.create_task(producer.run())
 
         async def hold(phase: str, seconds: float) -> None:
-            """Sleep through the phase, explaining the claim half-way (clean and stress)."""
+            """Sleep through the phase, explaining the claims half-way (clean and stress)."""
             await _sleep_watching(seconds / 2, workers, runner)
             if phase in ("clean", "stress"):
-                plans[phase] = await _explain_claim(clock, config)
+                plans[phase] = await _explain_claim(clock, config, CLAIM_WINDOW)
+                plans[f"{phase}_full_look"] = await _explain_claim(clock, config, EVERYTHING)
             await _sleep_watching(seconds / 2, workers, runner)
 
         for phase, seconds in (
