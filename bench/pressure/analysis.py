@@ -68,20 +68,21 @@ LEFT JOIN (SELECT floor(extract(epoch FROM started_at))::bigint AS s,
            FROM h GROUP BY 1) AS l USING (s)
 ORDER BY s"""
 
+# A full join, not NOT IN: NOT IN over a subquery too big to hash is quadratic.
 _ACCOUNTING = """
 WITH e AS (SELECT DISTINCT unnest($1::bigint[]) AS id),
      h AS (SELECT id, count(*) AS n, max(attempts) AS attempts
            FROM {schema}.job_history GROUP BY id)
-SELECT (SELECT count(*) FROM e) AS enqueued,
-       count(*) FILTER (WHERE h.n = 1) AS done_once,
+SELECT count(e.id) AS enqueued,
+       count(*) FILTER (WHERE e.id IS NOT NULL AND h.n = 1) AS done_once,
        count(*) FILTER (WHERE h.id IS NULL) AS missing,
-       count(*) FILTER (WHERE h.n > 1) AS duplicated,
-       count(*) FILTER (WHERE h.attempts > 1) AS retried,
-       (SELECT count(*) FROM h WHERE h.id NOT IN (SELECT id FROM e)) AS unexpected,
+       count(*) FILTER (WHERE e.id IS NOT NULL AND h.n > 1) AS duplicated,
+       count(*) FILTER (WHERE e.id IS NOT NULL AND h.attempts > 1) AS retried,
+       count(*) FILTER (WHERE e.id IS NULL) AS unexpected,
        (SELECT count(*) FROM {schema}.job_dead) AS dead,
        (SELECT count(*) FROM {schema}.job_live) AS left_live,
        (SELECT count(*) FROM {schema}.job_scheduled) AS left_scheduled
-FROM e LEFT JOIN h USING (id)"""
+FROM e FULL JOIN h ON h.id = e.id"""
 
 
 async def per_second(
