@@ -30,6 +30,9 @@ class Phase:
     start: float
     end: float
     offered_rate: float
+    # How busy the machine's cores were over the phase, every process counted (the
+    # benchmark's and anyone else's): the noise a number was measured in.
+    machine_busy_percent: float | None = None
 
     @property
     def seconds(self) -> float:
@@ -141,6 +144,7 @@ async def phase_summary(
         "end": phase.end,
         "seconds": round(phase.seconds, 2),
         "offered_per_s": phase.offered_rate,
+        "machine_busy_percent": phase.machine_busy_percent,
         "enqueued_per_s": round(row["enqueued"] / phase.seconds, 1),
         "completed_per_s": round(row["completed"] / phase.seconds, 1),
         "pickup_p50_ms": _round(pct[0]),
