@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.growth import main as growth_main
 
         return growth_main(args[1:])
+    if args[:1] == ["pressure"]:  # `python -m bench pressure --help`: bench/pressure/
+        from bench.pressure.cli import main as pressure_main
+
+        return pressure_main(args[1:])
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = parse_args(argv)
     try:
