@@ -70,8 +70,17 @@ class LiveFeed:
         async with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None:
+                conn.remove_termination_listener(self._lost)
                 with contextlib.suppress(Exception):
                     await conn.close()
+
+    async def _wait_past(self, seen: int) -> None:
+        """Until the version moves past ``seen``, or ``KEEPALIVE_SECONDS``."""
+        async with self._changed:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: self._version != seen), KEEPALIVE_SECONDS
+                )
 
     async def events(self) -> AsyncIterator[str]:
         """Server-sent events for one page: ``refresh`` at most every ``DEBOUNCE_SECONDS``
@@ -83,12 +92,7 @@ class LiveFeed:
             seen = self._version
             yield "retry: 3000\n\n"
             while self._conn is not None:
-                async with self._changed:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(
-                            self._changed.wait_for(lambda seen=seen: self._version != seen),
-                            KEEPALIVE_SECONDS,
-                        )
+                await self._wait_past(seen)
                 if self._version == seen:
                     yield ": keepalive\n\n"
                     continue

@@ -368,11 +368,3 @@ class BasicAuth:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-def check_credentials(credentials: str) -> str:
-    """``user:password`` as basic auth sends it, or ValueError."""
-    user, colon, password = credentials.partition(":")
-    if not user or not colon or not password:
-        raise ValueError("expected user:password")
-    return credentials
