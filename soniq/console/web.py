@@ -138,7 +138,9 @@ class Console:
     async def overview(self, request: Request) -> Response:
         data = await pages.overview(self.parts)
         peak = max([done + dead for _, done, dead in data.minutes] + [1])
-        return self.render(request, "overview.html", data=data, peak=peak)
+        done = sum(done for _, done, _ in data.minutes)
+        dead = sum(dead for _, _, dead in data.minutes)
+        return self.render(request, "overview.html", data=data, peak=peak, done=done, dead=dead)
 
     async def jobs(self, request: Request) -> Response:
         q = request.query_params
