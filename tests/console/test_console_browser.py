@@ -117,7 +117,7 @@ async def test_a_dead_letter_is_replayed_from_the_page_and_runs(
     other = await _dead_job(console_app, failing, "umbrella")
     with console(allow_actions=True) as url:
         await page.goto(url + "/dead")
-        await page.click(f'tr[data-group^="billing.charge/"] a')
+        await page.click('tr[data-group^="billing.charge/"] a')
         await expect(page.locator("h2").nth(0)).to_contain_text("billing.charge")
         await screenshot(page, "dead-letters")
         await page.check(f'tr[data-job="{job_id}"] input[type=checkbox]')
