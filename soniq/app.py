@@ -5,10 +5,18 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
+from typing import Any, TypeAlias, TypeVar, overload
 
 import asyncpg
 from pydantic import BaseModel
@@ -42,15 +50,21 @@ from soniq.worker.attempt import RetryPolicy
 from soniq.worker.drain import drain
 from soniq.worker.worker import Worker
 
-if TYPE_CHECKING:
-    from starlette.applications import Starlette
-
 logger = logging.getLogger("soniq")
 
 M = TypeVar("M", bound=BaseModel)
 # What enqueue takes: a task ref (args checked against its model), a name, or a handler.
 Target: TypeAlias = TaskRef[ArgsT] | str | Callable[..., Any]
 Args: TypeAlias = ArgsT | Mapping[str, Any]
+# What app.console() returns: an ASGI application (scope, receive, send).
+ASGIApp: TypeAlias = Callable[
+    [
+        MutableMapping[str, Any],
+        Callable[[], Awaitable[MutableMapping[str, Any]]],
+        Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ],
+    Awaitable[None],
+]
 
 
 class Soniq(Registration):
@@ -359,7 +373,7 @@ class Soniq(Registration):
         allow_actions: bool = False,
         can: Callable[[Any, str, Mapping[str, Any] | None], bool] | None = None,
         hide_args: bool | Callable[[str], bool] = False,
-    ) -> Starlette:
+    ) -> ASGIApp:
         """The web console over this app's schema, as an ASGI app to mount, e.g.
         ``api.mount("/soniq", app.console())`` (your service's auth middleware applies).
 

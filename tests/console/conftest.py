@@ -25,7 +25,6 @@ from tests.helpers import REPO
 
 pytest.importorskip("starlette")
 uvicorn = pytest.importorskip("uvicorn")
-async_api = pytest.importorskip("playwright.async_api")
 
 SCREENSHOTS = REPO / "docs" / "img"
 
@@ -120,6 +119,7 @@ def console(database_url: str, schema: str, console_app: Soniq) -> Callable[...,
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
+    async_api = pytest.importorskip("playwright.async_api")
     executable = shutil.which("chromium")
     if executable is None:
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")

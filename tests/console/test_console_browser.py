@@ -7,10 +7,12 @@ import re
 from typing import Any
 
 import asyncpg
-from playwright.async_api import expect
+import pytest
 
 from soniq import Soniq
 from tests.console.conftest import CHARGE, screenshot
+
+expect = pytest.importorskip("playwright.async_api").expect
 
 HOSTILE_IMG = "<img src=x onerror=window.pwned=1>"
 HOSTILE_SCRIPT = "<script>window.pwned=1</script>"
