@@ -95,7 +95,14 @@ def serving(database_url: str, schema: str, **options: Any) -> Iterator[str]:
     web = Starlette(routes=[Mount("/", app.console(**options))], lifespan=lifespan)
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(web, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            web,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=1,  # open event streams would hold it up
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
