@@ -55,6 +55,8 @@ def register(app: Soniq, fail_first: set[str]) -> None:
             raise RuntimeError(f"card declined for {customer} <script>window.pwned=1</script>")
         return {"charged": amount_cents}
 
+    app.periodic(CHARGE, cron="0 3 * * *", args={"customer": "nightly", "amount_cents": 0})
+
 
 @pytest.fixture
 def failing() -> set[str]:

@@ -11,6 +11,7 @@ import pytest
 
 from soniq import Soniq
 from tests.console.conftest import CHARGE, screenshot
+from tests.helpers import start_worker, stop_worker, wait_until
 
 expect = pytest.importorskip("playwright.async_api").expect
 
@@ -163,12 +164,23 @@ async def test_hostile_job_data_is_shown_as_text_and_never_runs(
         assert await page.evaluate("window.pwned") is None
 
 
+async def _has_worker(app: Soniq) -> bool:
+    return bool((await app.status()).workers)
+
+
 async def test_every_page_renders_for_the_screenshots(
     console_app: Soniq, console: Any, page: Any, failing: set[str]
 ) -> None:
     await _dead_job(console_app, failing)
     await console_app.enqueue(CHARGE, {"customer": "acme", "amount_cents": 5})
+    worker = start_worker(console_app, queues=["other"])  # alive, and leaves the job queued
+    await wait_until(lambda: _has_worker(console_app))
     with console() as url:
+        await page.goto(url + "/workers")
+        await expect(page.locator("tr[data-worker]")).to_have_count(1)
+        await expect(page.locator("tr[data-worker]")).to_contain_text("billing.charge v2")
+        await page.goto(url + "/periodic")
+        await expect(page.locator("main tbody tr").first).to_contain_text("cron 0 3 * * *")
         for path, name in (
             ("/workers", "workers"),
             ("/periodic", "periodic"),
@@ -181,3 +193,4 @@ async def test_every_page_renders_for_the_screenshots(
         await expect(page.locator('section[data-task="billing.charge"]')).to_contain_text(
             "registered v2"
         )
+    await stop_worker(worker)

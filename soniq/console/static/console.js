@@ -1,10 +1,13 @@
 // Soniq Console live updates: no dependencies, no network access but this console.
 // The server says only *that* something changed (server-sent events fed by LISTEN/NOTIFY,
 // debounced); the page then fetches itself again and swaps its [data-live] fragments.
-// Polls instead while the event stream is down; does nothing while the tab is hidden.
+// Polls instead while the event stream is down, refreshes every 15 s anyway (workers and
+// heartbeats change without a notification), and does nothing while the tab is hidden.
 (function () {
   "use strict";
   var POLL_MS = 5000;
+  // Workers come and go and heartbeats age without a notification: refresh now and then.
+  var SLOW_REFRESH_MS = 15000;
   var source = null;
   var pollTimer = null;
   var busy = false;
@@ -73,5 +76,6 @@
       });
     });
     if (!document.hidden) { connect(); }
+    setInterval(function () { if (source) { refresh(); } }, SLOW_REFRESH_MS);
   });
 }());
