@@ -29,7 +29,6 @@ async def test_overview_shows_a_new_job_appear_then_finish_without_a_reload(
         await console_app.enqueue(CHARGE, {"customer": "acme", "amount_cents": 500})
         queued = page.locator('tr[data-queue="billing"] [data-count="queued"]')
         await expect(queued).to_have_text("1", timeout=10_000)
-        await screenshot(page, "overview")
         assert await console_app.drain() == 1
         await expect(page.locator('tr[data-queue="billing"]')).to_have_count(0, timeout=10_000)
         await expect(page.locator('[data-stat="done-hour"]')).to_have_text("1")
@@ -172,6 +171,9 @@ async def test_every_page_renders_for_the_screenshots(
     console_app: Soniq, console: Any, page: Any, failing: set[str]
 ) -> None:
     await _dead_job(console_app, failing)
+    for amount in range(12):
+        await console_app.enqueue(CHARGE, {"customer": "acme", "amount_cents": amount})
+    await console_app.drain()
     await console_app.enqueue(CHARGE, {"customer": "acme", "amount_cents": 5})
     worker = start_worker(console_app, queues=["other"])  # alive, and leaves the job queued
     await wait_until(lambda: _has_worker(console_app))
@@ -182,6 +184,7 @@ async def test_every_page_renders_for_the_screenshots(
         await page.goto(url + "/periodic")
         await expect(page.locator("main tbody tr").first).to_contain_text("cron 0 3 * * *")
         for path, name in (
+            ("/", "overview"),
             ("/workers", "workers"),
             ("/periodic", "periodic"),
             ("/contracts", "contracts"),
