@@ -3,12 +3,14 @@ basic auth, and the ``soniq console`` command's checks."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -115,3 +117,54 @@ def test_the_command_warns_when_bound_beyond_loopback_without_auth(
         process.wait(10)
         if process.stderr is not None:
             process.stderr.close()
+
+
+async def test_job_pages_follow_each_other_newest_first_without_gaps(
+    console_app: Soniq, db: Any, schema: str
+) -> None:
+    await db.execute(
+        f"""INSERT INTO {schema}.jobs (task_name, queue, args, max_attempts, state, finished_at)
+            SELECT 'billing.charge', 'billing', json_build_object('i', i), 1,
+                   CASE WHEN i % 3 = 0 THEN 'dead' ELSE 'done' END, now()
+            FROM generate_series(1, 130) AS i"""
+    )
+    seen: list[int] = []
+    async with _client(console_app.console()) as client:
+        path: str | None = "/jobs?task=billing.charge"
+        while path is not None:
+            page = await client.get(path)
+            ids = [int(i) for i in re.findall(r'<tr data-job="(\d+)"', page.text)]
+            assert len(ids) <= 50
+            seen += ids
+            older = re.search(r'<a rel="next" href="([^"]+)"', page.text)
+            path = older[1].replace("&amp;", "&") if older else None
+        dead = await client.get("/jobs?state=dead")
+        assert len(re.findall(r'data-state="dead"', dead.text)) == 43
+    expected = [r["id"] for r in await db.fetch(f"SELECT id FROM {schema}.jobs ORDER BY id DESC")]
+    assert seen == expected
+
+
+async def test_a_rare_args_filter_walks_id_windows_until_it_finds_the_match(
+    console_app: Soniq, db: Any, schema: str
+) -> None:
+    await db.execute(f"SELECT {schema}.add_history_days(current_date, 1)")
+    await db.execute(
+        f"""INSERT INTO {schema}.job_history (id, task_name, queue, args, state, priority,
+                attempts, max_attempts, scheduled_at, enqueued_at, finished_at)
+            SELECT nextval('{schema}.job_ids'), 'billing.charge', 'billing',
+                   json_build_object('i', i), 'done', 0, 1, 1, now(), now(), now()
+            FROM generate_series(1, 12000) AS i"""
+    )
+    found: list[int] = []
+    requests = 0
+    async with _client(console_app.console()) as client:
+        path: str | None = "/jobs?" + urlencode({"args": json.dumps({"i": 3})})
+        while path is not None:
+            requests += 1
+            page = await client.get(path)
+            found += [int(i) for i in re.findall(r'<tr data-job="(\d+)"', page.text)]
+            older = re.search(r'<a rel="next" href="([^"]+)"', page.text)
+            path = older[1].replace("&amp;", "&") if older else None
+    expected = await db.fetchval(f"SELECT id FROM {schema}.job_history WHERE args->>'i' = '3'")
+    assert found == [expected]
+    assert requests <= 3
