@@ -4,6 +4,6 @@
 serves it with uvicorn. Needs the ``console`` extra (Starlette and Jinja2). docs/console.md.
 """
 
-from soniq.console.web import ACTIONS, BasicAuth, Console, Permission
+from soniq.console.web import BasicAuth, Console, Permission
 
-__all__ = ["ACTIONS", "BasicAuth", "Console", "Permission"]
+__all__ = ["BasicAuth", "Console", "Permission"]

@@ -34,7 +34,6 @@ from soniq.db.jobs.browse import STATES, JobFilter
 # can(request, action, job) -> allowed; action is "cancel", "retry", "replay" or "purge",
 # job the job's row (a dict of the jobs view's columns) or None for a bulk action.
 Permission = Callable[[Request, str, Mapping[str, Any] | None], bool]
-ACTIONS = ("cancel", "retry", "replay", "purge")
 
 _CSRF_COOKIE = "soniq_console_csrf"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
