@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.pressure.cli import main as pressure_main
 
         return pressure_main(args[1:])
+    if args[:1] == ["console"]:  # `python -m bench console`: page timings, bench/console.py
+        from bench.console import main as console_main
+
+        return console_main(args[1:])
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = parse_args(argv)
     try:

@@ -83,3 +83,27 @@ def test_smoke_run_completes_and_every_job_ran(database_url: str, tmp_path: Path
         if m["jobs_ran"] is not None:
             assert m["jobs_ran"] == m["jobs_enqueued"], where
     assert report["all_jobs_verified"] is True
+
+
+@pytest.mark.timeout(120)
+def test_console_page_timings_smoke_run_requests_every_page(
+    database_url: str, tmp_path: Path
+) -> None:
+    pytest.importorskip("starlette", reason="the console extra is not installed")
+    out = tmp_path / "console.json"
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "console", "--smoke", "--json", str(out),
+         "--database-url", database_url],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=100,
+    )  # fmt: skip
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    report = json.loads(out.read_text())
+    assert report["done"] == 10_000 and report["dead"] == 1_000
+    assert {"overview", "jobs", "jobs args 1/1000", "job done", "dead letters", "contracts"} <= (
+        set(report["pages"])
+    )
+    for name, timing in report["pages"].items():
+        assert timing["bytes"] > 500, name  # a whole page came back, every time with 200

@@ -171,3 +171,19 @@ async def test_without_a_worker_the_test_drains_the_job_itself(
             assert await jobs.drain() == 1
             assert await _orders(db, orders) == [("o-5", job_id, True)]
             assert await _job_states(db, schema) == [(job_id, "done")]
+
+
+async def test_the_console_is_mounted_at_soniq_and_shows_the_invoice_job(
+    service: tuple[Any, Soniq, str], db: asyncpg.Connection, schema: str
+) -> None:
+    client, _, _ = service
+    response = await client.post(
+        "/orders", json={"reference": "o-9", "customer": "ap@acme.example", "amount_cents": 5}
+    )
+    job_id = response.json()["invoice_job_id"]
+    page = await client.get(f"/soniq/jobs/{job_id}")
+    assert page.status_code == 200
+    assert "billing.send_invoice" in page.text
+    assert 'href="/soniq/static/console.css"' in page.text  # links stay under the mount
+    refused = await client.post(f"/soniq/jobs/{job_id}/cancel", data={"csrf": "x"})
+    assert refused.status_code == 403  # read-only

@@ -40,6 +40,13 @@ READ_WHOLE = {
     "reads._count_dead",
     "actions._purge_all_dead",
     "maintenance._relocate",
+    # the console's overview and contracts page, as reads._queue_stats/_contract_versions;
+    # its dead-letter groups, as reads._count_dead; its per-minute chart, which counts the
+    # last hour's finished jobs in the one or two day partitions that hold them
+    "browse._overview",
+    "browse._fingerprints",
+    "browse._dead_groups",
+    "browse._throughput",
 }
 # Generic plans that may read a table whole, and why that is acceptable.
 GENERIC_MAY_READ_WHOLE = {
@@ -157,6 +164,13 @@ def _values(filled: dict[str, Any]) -> dict[str, Any]:
         "days": 9,
         "below_id": 2**62,
         "state": None,
+        # the console: an id window of a job list, its filters, a dead-letter group
+        "before": filled["any_id"] + 20_000,
+        "floor": filled["any_id"],
+        "since": None,
+        "until": None,
+        "args_filter": json.dumps({"customer": "acme"}),
+        "reason": "exception",
     }
 
 

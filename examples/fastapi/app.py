@@ -6,12 +6,13 @@ table refuses rolls back the job too, so no invoice is ever sent for an order th
 exist). The Soniq worker that sends invoices runs inside the service, started and stopped by
 FastAPI's lifespan. Run it with:
 
-    pip install 'soniq-jobs[fastapi]'
+    pip install 'soniq-jobs[fastapi,console]'
     SONIQ_DATABASE_URL=postgresql://... uvicorn --factory app:main --app-dir examples/fastapi
 
     curl -X POST localhost:8000/orders -H 'content-type: application/json' \\
          -d '{"reference": "o-1", "customer": "ap@acme.example", "amount_cents": 1299}'
     curl localhost:8000/orders/o-1
+    open http://localhost:8000/soniq/     # the Soniq console: the invoice job, live
 """
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ def create_api(jobs: Soniq, *, orders_table: str = "orders", run_worker: bool = 
             await jobs.close()
 
     api = FastAPI(title="orders", lifespan=lifespan)
+    # The operators' console at /soniq (read-only; needs soniq[console]). Mounted, it sits
+    # behind whatever auth middleware the service adds to `api`.
+    api.mount("/soniq", jobs.console())
 
     @api.post("/orders", status_code=201)
     async def create_order(order: OrderIn) -> dict[str, Any]:

@@ -7,6 +7,7 @@ password); 2 a usage error; 130 interrupted before a worker was running.
 
 import click
 
+from soniq.cli.console import console
 from soniq.cli.contracts import contracts
 from soniq.cli.dead_letter import dead_letter
 from soniq.cli.enqueue import enqueue
@@ -22,7 +23,7 @@ def main() -> None:
     """Soniq: background jobs stored in PostgreSQL."""
 
 
-for command in (setup, worker, enqueue, status, jobs, cancel, dead_letter, contracts):
+for command in (setup, worker, enqueue, status, jobs, cancel, dead_letter, contracts, console):
     main.add_command(command)
 
 __all__ = ["main"]

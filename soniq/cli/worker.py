@@ -3,9 +3,11 @@ MODULE:FUNCTION with ``--factory``) until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import click
 from click.core import ParameterSource
@@ -19,6 +21,24 @@ from soniq.cli.common import (
 )
 from soniq.errors import ConfigurationError
 from soniq.settings import DATABASE_URL_ENV, SCHEMA_ENV
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the job's fields (job_id,
+    task, queue, attempt, outcome, reason, retry_delay) when the record is about a job, and
+    the traceback when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update(getattr(record, "soniq", {}))
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
 
 
 @click.command()
@@ -61,6 +81,13 @@ from soniq.settings import DATABASE_URL_ENV, SCHEMA_ENV
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
 )
+@click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="json: one JSON object per line, with job_id, task, queue and attempt.",
+)
 @friendly_errors
 def worker(
     app_path: str,
@@ -74,11 +101,16 @@ def worker(
     database_url: str | None,
     schema: str | None,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Run a worker for the Soniq app at MODULE:APP until SIGTERM or SIGINT."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    logging.basicConfig(level=log_level.upper(), handlers=[handler])
     # An app that reads its settings from the environment (Soniq()) gets the options'.
     for name, value in ((DATABASE_URL_ENV, database_url), (SCHEMA_ENV, schema)):
         if value is not None:

@@ -25,3 +25,9 @@ class PeriodicStore(Statements):
         row = await self._last_ticks.fetchrow(db, keys=list(keys))
         assert row is not None
         return row["now"], dict(zip(row["keys"] or [], row["ticks"] or [], strict=True))
+
+    _all = Statement("SELECT key, last_tick FROM {schema}.periodic_schedules ORDER BY key")
+
+    async def all(self, db: Queryable) -> dict[str, datetime]:
+        """The last tick enqueued of every schedule any worker ever ran."""
+        return {row["key"]: row["last_tick"] for row in await self._all.fetch(db)}

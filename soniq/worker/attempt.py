@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -19,6 +20,37 @@ from soniq.errors import Discard, Retry, Snooze
 from soniq.job import ClaimedJob, JobContext, JobError, Outcome
 from soniq.registry import CallNext, JobSpec, Middleware, Registry, Upcaster
 from soniq.worker.threads import Contained
+
+logger = logging.getLogger("soniq.worker")
+
+
+def job_fields(job: ClaimedJob) -> dict[str, Any]:
+    """What identifies an attempt in a log record (``record.soniq``; JSON logs show it)."""
+    return {"job_id": job.id, "task": job.task_name, "queue": job.queue, "attempt": job.attempts}
+
+
+def log_outcome(job: ClaimedJob, outcome: Outcome) -> None:
+    """One line for each attempt that did not end done: a retry with its delay (WARNING), a
+    dead letter with its reason (ERROR), a cancellation (INFO)."""
+    if outcome.state == "done":
+        return
+    reason = outcome.error.reason if outcome.error else ""
+    message = outcome.error.message if outcome.error else ""
+    fields = {**job_fields(job), "outcome": outcome.state, "reason": reason}
+    where = f"job {job.id} ({job.task_name}, queue {job.queue}, attempt {job.attempts})"
+    if outcome.state == "queued":
+        fields["retry_delay"] = round(outcome.retry_delay, 3)
+        logger.warning(
+            "%s failed, retrying in %.1fs: %s",
+            where,
+            outcome.retry_delay,
+            message,
+            extra={"soniq": fields},
+        )
+    elif outcome.state == "dead":
+        logger.error("%s dead-lettered (%s): %s", where, reason, message, extra={"soniq": fields})
+    else:
+        logger.info("%s %s: %s", where, outcome.state, message, extra={"soniq": fields})
 
 
 def _dead(job: ClaimedJob, reason: str, message: str, detail: object = None) -> Outcome:

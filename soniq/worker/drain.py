@@ -11,7 +11,7 @@ from soniq.db.connection import Database, pooled
 from soniq.db.jobs import JobStore
 from soniq.db.jobs.claims import EVERYTHING
 from soniq.registry import Registry
-from soniq.worker.attempt import run_claimed
+from soniq.worker.attempt import log_outcome, run_claimed
 from soniq.worker.threads import HandlerThreads
 from soniq.worker.worker import new_worker_id
 
@@ -61,6 +61,7 @@ async def drain(
             async with pooled(pool) as conn:
                 await store.outcomes.release(conn, [job.claim])
             raise
+        log_outcome(job, outcome)
         with database.errors():
             async with pooled(pool) as conn:
                 await store.outcomes.record(conn, [outcome])

@@ -66,7 +66,7 @@ class Scheduler(Service):
                         conn, schedule.key, tick, schedule.job
                     )
                     if job_id is not None:
-                        logger.info(
+                        logger.debug(
                             "periodic %s: enqueued job %d for %s", schedule.key, job_id, tick
                         )
         following = min(schedule.next_after(now) for schedule in self._schedules)

@@ -41,7 +41,7 @@ from soniq.periodic import Schedule
 from soniq.registry import Registry
 from soniq.settings import Settings, WorkerSettings
 from soniq.waiting import backoff, wait_event
-from soniq.worker.attempt import run_claimed
+from soniq.worker.attempt import job_fields, log_outcome, run_claimed
 from soniq.worker.completer import Completer
 from soniq.worker.maintenance import Maintenance
 from soniq.worker.notifier import Notifier
@@ -100,6 +100,8 @@ class Worker:
         self._running: dict[int, asyncio.Task[None]] = {}
         # Claims this worker still owns: running, or finished but not yet written.
         self._owned: dict[int, Claim] = {}
+        # Jobs whose outcome the completer is writing, for the log line of a fenced outcome.
+        self._recording: dict[int, ClaimedJob] = {}
         self._released: list[Claim] = []
         self._cancel_requested: set[int] = set()
         self._max_attempts = registry.max_attempts_by_task()
@@ -330,23 +332,35 @@ class Worker:
                 self._wake.set()
         if metrics is not None:
             metrics.finished(job, outcome, time.perf_counter() - began)
+        log_outcome(job, outcome)
+        self._recording[job.id] = job
         self._completer.add(outcome)
 
     def _on_written(self, outcomes: list[Outcome], owned: set[int]) -> None:
         for outcome in outcomes:
             self._owned.pop(outcome.job_id, None)
+            job = self._recording.pop(outcome.job_id, None)
             if self._metrics is not None:
                 self._metrics.written(outcome, outcome.job_id in owned)
             if outcome.job_id not in owned:
+                fields = {"job_id": outcome.job_id, "outcome": "fenced", "state": outcome.state}
+                if job is not None:
+                    fields.update(job_fields(job))
                 logger.warning(
-                    "job %d: outcome %r discarded, this worker no longer owns the job (its "
-                    "lease expired and another worker took it over, or the same outcome "
-                    "was already written just before the connection dropped)",
+                    "job %d (%s, queue %s, attempt %s): outcome %r discarded, this worker no "
+                    "longer owns the job (its lease expired and another worker took it over, "
+                    "or the same outcome was already written just before the connection "
+                    "dropped)",
                     outcome.job_id,
+                    fields.get("task", "?"),
+                    fields.get("queue", "?"),
+                    fields.get("attempt", "?"),
                     outcome.state,
+                    extra={"soniq": fields},
                 )
 
     def _on_unrecorded(self, outcome: Outcome) -> None:
+        self._recording.pop(outcome.job_id, None)
         self._owned.pop(outcome.job_id, None)  # let the lease run out: the rescuer retries
         if self._metrics is not None:
             self._metrics.unwritten(outcome)

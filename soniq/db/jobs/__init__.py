@@ -12,7 +12,8 @@ The statements are grouped by who runs them, each written beside the method that
 - ``maintenance`` (:mod:`.maintenance`): heartbeats, the rescuer, retention, recycling
   the live ring;
 - ``reads`` (:mod:`.reads`): single jobs, lists and reports;
-- ``actions`` (:mod:`.actions`): cancel, replay and purge.
+- ``actions`` (:mod:`.actions`): cancel, replay and purge;
+- ``browse`` (:mod:`.browse`): what the web console's pages read.
 
 Every state change is ONE statement whose WHERE clause checks its precondition: outcomes,
 heartbeats and releases apply only while the writer's ``claim_token`` still owns a running
@@ -23,6 +24,7 @@ result of the worker that took the job over.
 from __future__ import annotations
 
 from soniq.db.jobs.actions import JobActions
+from soniq.db.jobs.browse import JobBrowse
 from soniq.db.jobs.claims import JobClaims
 from soniq.db.jobs.maintenance import JobMaintenance
 from soniq.db.jobs.outcomes import JobOutcomes
@@ -49,6 +51,7 @@ class JobStore:
         self.maintenance = JobMaintenance(schema)
         self.reads = JobReads(schema)
         self.actions = JobActions(schema)
+        self.browse = JobBrowse(schema)
 
 
 __all__ = ["JobStore"]
