@@ -21,9 +21,10 @@ from soniq import (
     Soniq,
     task_ref,
 )
+from soniq.backoff import Backoff
 from soniq.job import ClaimedJob
 from soniq.registry import JobSpec, build_spec
-from soniq.worker.attempt import RetryPolicy, run_attempt
+from soniq.worker.attempt import run_attempt
 from tests.helpers import job_row
 
 
@@ -372,7 +373,7 @@ async def test_raw_args_reach_the_handler_without_passing_through_any_model() ->
         attempts=1, max_attempts=1, enqueued_at=datetime.now(timezone.utc),
         claim_token=uuid.uuid4(), contract_version=None, queue_wait=0.0, trace_context=None,
     )  # fmt: skip
-    policy = RetryPolicy(timedelta(seconds=1), timedelta(seconds=1))
+    policy = Backoff(timedelta(seconds=1), timedelta(seconds=1))
     with ThreadPoolExecutor(1) as threads:
         outcome = await run_attempt(
             job, spec, policy=policy, threads=threads, upcasters={}, traced=False

@@ -26,9 +26,10 @@ from bench.config import (
 from bench.probe import BenchArgs, handle, make_args
 from bench.systems.base import Drain, StopWorker, System, Variant
 from soniq import Soniq
+from soniq.backoff import Backoff
 from soniq.job import ClaimedJob
 from soniq.registry import JobSpec, build_spec
-from soniq.worker.attempt import RetryPolicy, run_attempt
+from soniq.worker.attempt import run_attempt
 
 SCHEMA = "soniq"
 BEST_CONCURRENCY = 500
@@ -123,7 +124,7 @@ class SoniqSystem(System):
             max_attempts=spec.max_attempts, enqueued_at=datetime.now(timezone.utc),
             claim_token=uuid.uuid4(), contract_version=None, queue_wait=0.0, trace_context=None,
         )  # fmt: skip
-        policy = RetryPolicy(timedelta(seconds=1), timedelta(seconds=1))
+        policy = Backoff(timedelta(seconds=1), timedelta(seconds=1))
         with ThreadPoolExecutor(1) as threads:
             started = time.perf_counter()
             for _ in range(calls):
