@@ -12,7 +12,7 @@ import asyncpg
 
 from soniq.db.jobs.claims import REQUEUE_AT_MOST_AGO
 from soniq.db.jobs.moves import free_keys, to_dead, to_history
-from soniq.db.sql import Queryable, Statement, Statements
+from soniq.db.sql import BoundStatement, Queryable, Statement, Statements
 from soniq.job import Claim
 
 _HEARTBEAT = """
@@ -231,9 +231,11 @@ class JobMaintenance(Statements):
             if rows > RELOCATE_AT_MOST:
                 return -1
             if rows:
-                statement = Statement(
-                    self._relocate.sql.replace("{partition}", name.rsplit("_", 1)[1])
+                relocate = self._relocate
+                partition = name.rsplit("_", 1)[1]
+                statement = BoundStatement(
+                    relocate.sql.replace("{partition}", partition), relocate.params
                 )
-                await statement.bind(self.schema).execute(conn, recent=REQUEUE_AT_MOST_AGO)
+                await statement.execute(conn, recent=REQUEUE_AT_MOST_AGO)
             await conn.execute(f"TRUNCATE {table}")
             return rows
