@@ -314,8 +314,10 @@ async def test_host_back_from_a_cut_is_fenced_out_and_claims_new_jobs(
     await wait_until(ended_on_victim, timeout=60)
 
     async def reported() -> bool:  # the log only tells us when to look at the rows again
-        output = victim.output()
-        return all(f"job {job_id}: outcome 'done' {DISCARDED}" in output for job_id in victim_jobs)
+        lines = [
+            line for line in victim.output().splitlines() if f"outcome 'done' {DISCARDED}" in line
+        ]
+        return all(any(f"job {job_id} (" in line for line in lines) for job_id in victim_jobs)
 
     await wait_until(reported, timeout=60)
     after = await job_rows(app)
