@@ -105,7 +105,7 @@ def parse_args(argv: list[str]) -> GrowthConfig:
     parser.add_argument("--scheduled", type=int, default=3000, help="jobs scheduled for later")
     parser.add_argument("--jobs", type=int, default=50_000, help="jobs per drain")
     parser.add_argument("--concurrency", type=int, default=500, help="the drain worker's")
-    parser.add_argument("--repeats", type=int, default=3, help="drains per schema")
+    parser.add_argument("--repeats", type=int, default=5, help="drains per schema")
     parser.add_argument("--calls", type=int, default=10, help="calls of each read")
     parser.add_argument(
         "--roll-days", type=int, default=6, help="days the retention step rolls forward"
@@ -353,6 +353,30 @@ async def _checkpoint(conn: asyncpg.Connection) -> None:
         await conn.execute("CHECKPOINT")
 
 
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """CPU seconds each process has used so far (none without psutil, or for processes
+    not on this machine)."""
+    try:
+        import psutil  # type: ignore[import-untyped, unused-ignore]
+    except ImportError:
+        return {}
+    used = {}
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            used[pid] = times.user + times.system
+    return used
+
+
+async def _backends(conn: asyncpg.Connection) -> dict[int, float]:
+    """CPU seconds so far of the database's other backends (the worker's connections)."""
+    pids = await conn.fetch(
+        "SELECT pid FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    return _cpu_seconds([row["pid"] for row in pids])
+
+
 async def drain_once(
     url: str,
     schema: str,
@@ -377,6 +401,8 @@ async def drain_once(
             await _until(registered, timeout=60, what="the worker to register")
             ids = await app.enqueue_many(TASK, [make_args(i) for i in range(config.jobs)])
             lo, hi = min(ids), max(ids)
+            # CPU per job is steadier than the rate on a shared machine.
+            cpu_before, backends_before = time.process_time(), await _backends(conn)
             extra: dict[str, Any] = {}
             if during is not None:
 
@@ -401,6 +427,11 @@ async def drain_once(
                 )
 
             await _until(drained, timeout=900, what="the drain")
+            worker_cpu = time.process_time() - cpu_before
+            backends_after = await _backends(conn)  # before stop(): the pool is still open
+            postgres_cpu = sum(
+                t - backends_before.get(pid, 0.0) for pid, t in backends_after.items()
+            )
             row = await conn.fetchrow(
                 f"""SELECT count(*) FILTER (WHERE state = 'done') AS done,
                            extract(epoch FROM max(finished_at) - min(started_at)) AS seconds
@@ -422,6 +453,11 @@ async def drain_once(
         "seconds": round(seconds, 3),
         "jobs_per_s": round(config.jobs / seconds, 1),
         "load_average_before": round(load, 2),
+        "worker_cpu_ms_per_1k": round(worker_cpu / config.jobs * 1e6, 1),
+        # None when the server's processes are not visible from here
+        "postgres_cpu_ms_per_1k": round(postgres_cpu / config.jobs * 1e6, 1)
+        if backends_after
+        else None,
         **extra,
     }
 
@@ -436,22 +472,32 @@ async def drains(url: str, config: GrowthConfig) -> dict[str, Any]:
             run["repeat"] = repeat
             _log(f"  drain {schema}: {run['jobs_per_s']:,.0f} jobs/s ({run['seconds']:.2f} s)")
             runs.append(run)
-    summary = {}
+    summary: dict[str, dict[str, Any]] = {}
     for schema in (EMPTY, FILLED):
-        rates = [r["jobs_per_s"] for r in runs if r["schema"] == schema and r["verified"]]
-        summary[schema] = {
-            "median_jobs_per_s": statistics.median(rates) if rates else None,
-            "min": min(rates, default=None),
-            "max": max(rates, default=None),
-            "rates": rates,
-        }
-    empty, filled = summary[EMPTY]["median_jobs_per_s"], summary[FILLED]["median_jobs_per_s"]
-    ratio = filled / empty if empty and filled else None
+        ran = [r for r in runs if r["schema"] == schema and r["verified"]]
+        summary[schema] = {"rates": [r["jobs_per_s"] for r in ran]}
+        for metric in ("jobs_per_s", "worker_cpu_ms_per_1k", "postgres_cpu_ms_per_1k"):
+            values = [r[metric] for r in ran if r[metric] is not None]
+            summary[schema][metric] = (
+                {"median": statistics.median(values), "min": min(values), "max": max(values)}
+                if values
+                else None
+            )
+
+    def ratio(metric: str) -> float | None:
+        empty, filled = summary[EMPTY][metric], summary[FILLED][metric]
+        return round(filled["median"] / empty["median"], 3) if empty and filled else None
+
+    rate = ratio("jobs_per_s")
     return {
         "runs": runs,
         "summary": summary,
-        "filled_over_empty": None if ratio is None else round(ratio, 3),
-        "within_goal": None if ratio is None else ratio >= 1 - DRAIN_GOAL,
+        "filled_over_empty": rate,
+        "cpu_filled_over_empty": {
+            "worker": ratio("worker_cpu_ms_per_1k"),
+            "postgres": ratio("postgres_cpu_ms_per_1k"),
+        },
+        "within_goal": None if rate is None else rate >= 1 - DRAIN_GOAL,
         "all_verified": all(r["verified"] for r in runs),
     }
 
@@ -870,8 +916,21 @@ def print_report(result: dict[str, Any]) -> None:
         print(f"\ndrain ({d['runs'][0]['jobs']:,} no-op jobs, first claim to last outcome)")
         for schema, s in d["summary"].items():
             rates = ", ".join(f"{r:,.0f}" for r in s["rates"])
-            print(f"  {schema:<14} median {s['median_jobs_per_s'] or 0:>8,.0f} jobs/s  ({rates})")
-        print(f"  filled/empty {d['filled_over_empty']}  (goal >= {1 - DRAIN_GOAL:.2f})")
+            rate = s["jobs_per_s"]["median"] if s["jobs_per_s"] else 0
+            cpu = " ".join(
+                f"{side} {s[key]['median']:.0f}"
+                for side, key in (
+                    ("worker", "worker_cpu_ms_per_1k"),
+                    ("pg", "postgres_cpu_ms_per_1k"),
+                )
+                if s[key]
+            )
+            print(f"  {schema:<14} median {rate:>8,.0f} jobs/s ({rates}); CPU ms/1k jobs: {cpu}")
+        cpu_ratio = d["cpu_filled_over_empty"]
+        print(
+            f"  filled/empty {d['filled_over_empty']} (goal >= {1 - DRAIN_GOAL:.2f}); CPU per "
+            f"job filled/empty: worker {cpu_ratio['worker']}, postgres {cpu_ratio['postgres']}"
+        )
     if "reads" in result:
         r = result["reads"]
         start = r["cli_start"]
