@@ -406,11 +406,14 @@ async def drain_once(
             extra: dict[str, Any] = {}
             if during is not None:
 
-                async def claimed() -> bool:
+                async def claimed() -> bool:  # running now, or already finished: a small
+                    # drain can run from first claim to last outcome between two looks
                     return bool(
                         await conn.fetchval(
-                            f"SELECT EXISTS (SELECT 1 FROM {schema}.job_live "
-                            "WHERE id BETWEEN $1 AND $2 AND state = 'running')",
+                            f"""SELECT EXISTS (SELECT 1 FROM {schema}.job_live
+                                               WHERE id BETWEEN $1 AND $2 AND state = 'running')
+                                OR EXISTS (SELECT 1 FROM {schema}.job_history
+                                           WHERE id BETWEEN $1 AND $2)""",
                             lo,
                             hi,
                         )
