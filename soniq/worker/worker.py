@@ -245,7 +245,7 @@ class Worker:
                 await self._wait(None)
                 continue
             try:
-                jobs = await self._claim(free)
+                claimed = await self._claim(free)
             except CONNECTION_ERRORS as exc:
                 failures += 1
                 delay = backoff(failures)
@@ -260,18 +260,17 @@ class Worker:
             if failures:
                 logger.info("claiming again after the database came back")
                 failures = 0
-            traced = tracing.active()
-            for job in jobs:
-                self._owned[job.id] = job.claim
-                self._running[job.id] = asyncio.ensure_future(self._run_job(job, traced))
-            if len(jobs) < free:
+            if claimed < free:
                 await self._wait(self._config.poll_interval.total_seconds())
 
-    async def _claim(self, free: int) -> list[ClaimedJob]:
-        """Claim up to ``free`` jobs: those due within the claim window first (a scan that
-        stays short however long a transaction pins the xmin horizon; see
+    async def _claim(self, free: int) -> int:
+        """Claim and start up to ``free`` jobs: those due within the claim window first (a
+        scan that stays short however long a transaction pins the xmin horizon; see
         :mod:`soniq.db.jobs.claims`), then, when that comes back short, all due jobs, at
-        most once a second unless the last full look found a backlog."""
+        most once a second unless the last full look found a backlog. The recent jobs
+        start before the full look runs: while the horizon is pinned, the full look walks
+        every dead entry of the ring, which would hold them back by as long. Returns how
+        many jobs were claimed."""
 
         async def claim(limit: int, window: timedelta) -> list[ClaimedJob]:
             return await self._store.claims.claim(
@@ -287,13 +286,21 @@ class Worker:
 
         async with pooled(self._pool) as conn:
             jobs = await claim(free, CLAIM_WINDOW)
+            self._start(jobs)
             now = time.monotonic()
             if len(jobs) < free and (self._backlog or now >= self._next_full_look):
                 self._next_full_look = now + _FULL_LOOK_EVERY
                 more = await claim(free - len(jobs), EVERYTHING)
                 self._backlog = len(more) == free - len(jobs)
-                jobs += more
-        return jobs
+                self._start(more)
+                return len(jobs) + len(more)
+        return len(jobs)
+
+    def _start(self, jobs: list[ClaimedJob]) -> None:
+        traced = tracing.active()
+        for job in jobs:
+            self._owned[job.id] = job.claim
+            self._running[job.id] = asyncio.ensure_future(self._run_job(job, traced))
 
     async def _wait(self, timeout: float | None) -> None:
         await wait_event(self._wake, timeout)
