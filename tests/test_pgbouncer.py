@@ -35,10 +35,14 @@ async def pooled_app(bouncer: PgBouncer, database_url: str, schema: str) -> Asyn
     await app.close()
 
 
-async def _listeners(db: asyncpg.Connection) -> int:
+async def _listeners(db: asyncpg.Connection, schema: str) -> int:
+    """Soniq's LISTEN connections on this test's channels (other tests may be listening on
+    the same server; a listener's last statement names its channel until it first pings)."""
     return int(
         await db.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'soniq-listener'"
+            " AND query LIKE '%' || $1 || '.%'",
+            schema,
         )
     )
 
@@ -60,7 +64,7 @@ async def test_producer_and_worker_through_pgbouncer_with_a_direct_listen_url(
     worker = start_worker(pooled_app, poll=60, concurrency=8)
     try:
         await wait_until(lambda: _done(db, schema, 300))
-        await wait_until(lambda: _listeners(db))
+        await wait_until(lambda: _listeners(db, schema))
         late = await pooled_app.enqueue("pool.echo", {"n": 1000})
         assert await pooled_app.get_result(late, timeout=20) == 2000
     finally:
@@ -84,7 +88,7 @@ async def test_without_a_listen_url_workers_and_get_result_poll(
     try:
         job_id = await app.enqueue("pool.double", {"n": 21})
         assert await app.get_result(job_id, timeout=20) == 42
-        assert await _listeners(db) == 0, "nothing may LISTEN through transaction pooling"
+        assert await _listeners(db, schema) == 0, "nothing may LISTEN through transaction pooling"
     finally:
         await stop_worker(worker)
         await app.close()
@@ -101,7 +105,7 @@ async def test_transactional_enqueue_through_pgbouncer_commits_and_rolls_back(
 
     worker = start_worker(pooled_app, poll=60)
     try:
-        await wait_until(lambda: _listeners(db))
+        await wait_until(lambda: _listeners(db, schema))
         with pytest.raises(RuntimeError):
             async with pooled_app.connection() as conn, conn.transaction():
                 await pooled_app.enqueue("pool.order", {"order_id": "o-1"}, connection=conn)

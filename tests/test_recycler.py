@@ -43,10 +43,9 @@ async def test_stragglers_move_to_the_current_partition_and_stay_claimable_and_o
     moved = await db.fetch(
         f"SELECT id, slot, state, claim_token FROM {schema}.job_live ORDER BY id"
     )
-    assert [(r["id"], r["slot"], r["state"]) for r in moved] == [
-        (1001, slot, "running"),
-        (1002, slot, "queued"),
-    ]
+    # into the partition of the slot current when they moved (the clock may have ticked on)
+    assert [(r["id"], r["state"]) for r in moved] == [(1001, "running"), (1002, "queued")]
+    assert moved[0]["slot"] == moved[1]["slot"] in (slot, (slot + 1) % 4)
     assert moved[0]["claim_token"] == token
     # The queued one is due recently enough for the fast claim; the running one's owner
     # still records its outcome under its token.

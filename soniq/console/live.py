@@ -61,8 +61,12 @@ class LiveFeed:
             if self._conn is not None:
                 return
             conn = await self._database.listen()
-            for channel in self._channels:
-                await conn.add_listener(channel, self._notified)
+            try:
+                for channel in self._channels:
+                    await conn.add_listener(channel, self._notified)
+            except BaseException:  # cancelled too: never leave the connection open
+                conn.terminate()
+                raise
             conn.add_termination_listener(self._lost)
             self._conn = conn
 
@@ -71,8 +75,13 @@ class LiveFeed:
             conn, self._conn = self._conn, None
             if conn is not None:
                 conn.remove_termination_listener(self._lost)
-                with contextlib.suppress(Exception):
-                    await conn.close()
+                try:
+                    await conn.close(timeout=2)
+                except Exception:
+                    conn.terminate()
+                except asyncio.CancelledError:  # a server shutting down cancels the stream
+                    conn.terminate()
+                    raise
 
     async def _wait_past(self, seen: int) -> None:
         """Until the version moves past ``seen``, or ``KEEPALIVE_SECONDS``."""
