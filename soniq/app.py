@@ -7,11 +7,9 @@ import json
 import logging
 from collections.abc import (
     AsyncIterator,
-    Awaitable,
     Callable,
     Iterable,
     Mapping,
-    MutableMapping,
     Sequence,
 )
 from datetime import datetime, timedelta
@@ -52,15 +50,6 @@ logger = logging.getLogger("soniq")
 # What enqueue takes: a task ref (args checked against its model), a name, or a handler.
 Target: TypeAlias = TaskRef[ArgsT] | str | Callable[..., Any]
 Args: TypeAlias = ArgsT | Mapping[str, Any]
-# What app.console() returns: an ASGI application (scope, receive, send).
-ASGIApp: TypeAlias = Callable[
-    [
-        MutableMapping[str, Any],
-        Callable[[], Awaitable[MutableMapping[str, Any]]],
-        Callable[[MutableMapping[str, Any]], Awaitable[None]],
-    ],
-    Awaitable[None],
-]
 
 
 class Soniq(Registration, Inspection):
@@ -309,43 +298,6 @@ class Soniq(Registration, Inspection):
             self._worker.stop()
             await self._worker.claims_stopped()
 
-    def console(
-        self,
-        *,
-        allow_actions: bool = False,
-        can: Callable[[Any, str, Mapping[str, Any] | None], bool] | None = None,
-        hide_args: bool | Callable[[str], bool] = False,
-    ) -> ASGIApp:
-        """The web console over this app's schema, as an ASGI app to mount, e.g.
-        ``api.mount("/soniq", app.console())`` (your service's auth middleware applies).
-
-        Read-only unless ``allow_actions=True``, or ``can(request, action, job)`` decides each
-        request (``action``: "cancel", "retry", "replay" or "purge"; ``job``: the job's row,
-        None for a bulk action). ``hide_args`` (True, or a function of the task name) shows
-        the args, results and tracebacks of those jobs as redacted. Needs ``soniq[console]``;
-        see docs/console.md.
-        """
-        try:
-            from soniq.console import Console
-            from soniq.console.pages import Parts
-        except ImportError as exc:
-            raise ConfigurationError(
-                f"the console needs its extra: pip install 'soniq[console]' ({exc})"
-            ) from exc
-        if can is None:
-            can = (lambda request, action, job: True) if allow_actions else _refuse
-        hidden = hide_args if callable(hide_args) else (lambda task: bool(hide_args))
-        parts = Parts(
-            database=self._database,
-            store=self._store,
-            registry=self._registry,
-            schedules=self._schedules.all,
-            dead_letter=self.dead_letter,
-            cancel=self.cancel,
-            hide_args=hidden,
-        )
-        return Console(parts, can=can).asgi()
-
     async def drain(self, queues: Sequence[str] | str | None = None) -> int:
         """Run every due job of ``queues`` (all queues when None) in this process, one at a
         time, until none is due; returns how many attempts ran. Meant for tests.
@@ -361,7 +313,3 @@ class Soniq(Registration, Inspection):
         return await drain(
             self._database, self._store, self._registry, policy=self._retry_policy, queues=names
         )
-
-
-def _refuse(request: Any, action: str, job: Mapping[str, Any] | None) -> bool:
-    return False

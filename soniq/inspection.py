@@ -1,11 +1,12 @@
 """The inspecting half of the ``Soniq`` facade: reading jobs, waiting for results,
-cancelling, and the reports ``soniq status`` and ``soniq contracts check`` print."""
+cancelling, the reports ``soniq status`` and ``soniq contracts check`` print, and the web
+console."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from datetime import timedelta
-from typing import Any, TypeVar, overload
+from typing import Any, TypeAlias, TypeVar, overload
 
 from pydantic import BaseModel
 
@@ -13,8 +14,10 @@ from soniq.checks import job_state, possible_job_ids, whole_number
 from soniq.contracts import ContractsReport, check_waiting_jobs
 from soniq.db.connection import Database
 from soniq.db.jobs import JobStore
-from soniq.errors import JobNotFoundError
+from soniq.dead_letter import DeadLetterQueue
+from soniq.errors import ConfigurationError, JobNotFoundError
 from soniq.job import Job, JobState
+from soniq.periodic import Schedules
 from soniq.registry import Registry
 from soniq.results import wait_for_result
 from soniq.status import Status
@@ -23,12 +26,25 @@ from soniq.task_ref import TaskRef
 M = TypeVar("M", bound=BaseModel)
 
 
+# What app.console() returns: an ASGI application (scope, receive, send).
+ASGIApp: TypeAlias = Callable[
+    [
+        MutableMapping[str, Any],
+        Callable[[], Awaitable[MutableMapping[str, Any]]],
+        Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ],
+    Awaitable[None],
+]
+
+
 class Inspection:
     """What :class:`soniq.Soniq` offers to look at jobs and act on one."""
 
     _database: Database
     _store: JobStore
     _registry: Registry
+    _schedules: Schedules
+    dead_letter: DeadLetterQueue
 
     async def get_job(self, job_id: int) -> Job:
         """The job with this id; raises :class:`JobNotFoundError` if there is none."""
@@ -96,3 +112,44 @@ class Inspection:
         return await self._database.run(
             lambda db: check_waiting_jobs(db, self._store.reads, checked, upcasters)
         )
+
+    def console(
+        self,
+        *,
+        allow_actions: bool = False,
+        can: Callable[[Any, str, Mapping[str, Any] | None], bool] | None = None,
+        hide_args: bool | Callable[[str], bool] = False,
+    ) -> ASGIApp:
+        """The web console over this app's schema, as an ASGI app to mount, e.g.
+        ``api.mount("/soniq", app.console())`` (your service's auth middleware applies).
+
+        Read-only unless ``allow_actions=True``, or ``can(request, action, job)`` decides each
+        request (``action``: "cancel", "retry", "replay" or "purge"; ``job``: the job's row,
+        None for a bulk action). ``hide_args`` (True, or a function of the task name) shows
+        the args, results and tracebacks of those jobs as redacted. Needs ``soniq[console]``;
+        see docs/console.md.
+        """
+        try:
+            from soniq.console import Console
+            from soniq.console.pages import Parts
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"the console needs its extra: pip install 'soniq-jobs[console]' ({exc})"
+            ) from exc
+        if can is None:
+            can = (lambda request, action, job: True) if allow_actions else _refuse
+        hidden = hide_args if callable(hide_args) else (lambda task: bool(hide_args))
+        parts = Parts(
+            database=self._database,
+            store=self._store,
+            registry=self._registry,
+            schedules=self._schedules.all,
+            dead_letter=self.dead_letter,
+            cancel=self.cancel,
+            hide_args=hidden,
+        )
+        return Console(parts, can=can).asgi()
+
+
+def _refuse(request: Any, action: str, job: Mapping[str, Any] | None) -> bool:
+    return False

@@ -92,11 +92,8 @@ class Worker:
         self._pool = pool
         self._store = store
         self._registry = registry
-        self._config = config
-        self._retry_policy = retry_policy
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._claims_stopped = asyncio.Event()
+        self._config, self._retry_policy = config, retry_policy
+        self._wake, self._stopping, self._claims_stopped = (asyncio.Event() for _ in range(3))
         self._running: dict[int, asyncio.Task[None]] = {}
         # Claims this worker still owns: running, or finished but not yet written.
         self._owned: dict[int, Claim] = {}
@@ -106,8 +103,8 @@ class Worker:
         self._cancel_requested: set[int] = set()
         self._max_attempts = registry.max_attempts_by_task()
         self._versions = registry.versions_by_task()
-        self._next_full_look = 0.0  # monotonic time of the next claim over all due jobs
-        self._backlog = False  # the last full look filled every free slot
+        # monotonic time of the next claim over all due jobs; did the last fill every slot?
+        self._next_full_look, self._backlog = 0.0, False
         self._checks: set[asyncio.Future[None]] = set()  # cancel hints being checked
         self._threads = HandlerThreads("soniq-job")
         self._completer = Completer(
