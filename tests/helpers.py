@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from soniq.db.migrate import load_migrations
+
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,3 +84,25 @@ def start_worker(app: Any, *, poll: float = 0.05, **kwargs: Any) -> asyncio.Task
     """Run ``app.run_worker`` as a task with a short poll interval (tests only)."""
     kwargs.setdefault("poll_interval", timedelta(seconds=poll))
     return asyncio.create_task(app.run_worker(**kwargs))
+
+
+async def set_up_to_migration(db: Any, schema: str, last: int) -> None:
+    """Create ``schema`` as Soniq left it after migration ``last`` (to test an upgrade from
+    there), recording each applied migration as ``soniq setup`` does."""
+    async with db.transaction():
+        await db.execute(f"CREATE SCHEMA {schema}")
+        await db.execute(
+            f"""CREATE TABLE {schema}.schema_migrations (version integer PRIMARY KEY,
+                    name text NOT NULL, checksum text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        for migration in load_migrations():
+            if migration.version > last:
+                break
+            await db.execute(migration.sql.replace("{schema}", schema))
+            await db.execute(
+                f"INSERT INTO {schema}.schema_migrations VALUES ($1, $2, $3)",
+                migration.version,
+                migration.name,
+                migration.checksum,
+            )

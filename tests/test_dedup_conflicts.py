@@ -9,8 +9,7 @@ import asyncpg
 import pytest
 
 from soniq import DuplicateJobError, EnqueueError, JobId, Soniq
-from soniq.db.migrate import load_migrations
-from tests.helpers import count_jobs
+from tests.helpers import count_jobs, set_up_to_migration
 from tests.test_roles import PASSWORD, url_as
 
 
@@ -63,20 +62,7 @@ async def test_a_producer_granted_before_the_upgrade_can_still_enqueue_with_a_ke
     if not database_url.startswith("postgres"):
         pytest.skip("needs a server that accepts new roles")
     # The schema as migration 0010 left it, with a producer granted what 0010 offered.
-    await db.execute(f"CREATE SCHEMA {schema}")
-    await db.execute(
-        f"""CREATE TABLE {schema}.schema_migrations (version integer PRIMARY KEY,
-                name text NOT NULL, checksum text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now())"""
-    )
-    for migration in [m for m in load_migrations() if m.version <= 10]:
-        await db.execute(migration.sql.replace("{schema}", schema))
-        await db.execute(
-            f"INSERT INTO {schema}.schema_migrations VALUES ($1, $2, $3)",
-            migration.version,
-            migration.name,
-            migration.checksum,
-        )
+    await set_up_to_migration(db, schema, 10)
     role = f"soniq_test_old_producer_{secrets.token_hex(4)}"
     await db.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'")
     try:

@@ -16,6 +16,7 @@ from tests.helpers import (
     count_jobs,
     drop_schema,
     new_schema_name,
+    set_up_to_migration,
     start_worker,
     stop_worker,
     wait_state,
@@ -184,23 +185,7 @@ async def test_upgrade_across_the_lifecycle_tables_carries_every_job_over(
     database_url: str, db: asyncpg.Connection, schema: str
 ) -> None:
     # A schema as Soniq left it before migration 0009, holding a job in every state.
-    async with db.transaction():
-        await db.execute(f"CREATE SCHEMA {schema}")
-        await db.execute(
-            f"""CREATE TABLE {schema}.schema_migrations (version integer PRIMARY KEY,
-                    name text NOT NULL, checksum text NOT NULL,
-                    applied_at timestamptz NOT NULL DEFAULT now())"""
-        )
-        for migration in load_migrations():
-            if migration.version >= 9:
-                break
-            await db.execute(migration.sql.replace("{schema}", schema))
-            await db.execute(
-                f"INSERT INTO {schema}.schema_migrations VALUES ($1, $2, $3)",
-                migration.version,
-                migration.name,
-                migration.checksum,
-            )
+    await set_up_to_migration(db, schema, 8)
     rows = {
         "due": "'queued', now() - interval '1 minute', NULL, NULL, NULL, 'k-due'",
         "later": "'queued', now() + interval '1 hour', NULL, NULL, NULL, NULL",

@@ -27,7 +27,7 @@ _LANE = """
 class JobWrites(Statements):
     """How producers and the periodic scheduler add jobs."""
 
-    # Producers write through the SECURITY DEFINER functions of migration 0010, the same
+    # Producers write through the SECURITY DEFINER functions of migrations 0010 and 0011, the same
     # ones other languages call (docs/sql-api.md): they hold the checks SQL can make, and a
     # producer role needs no privilege on the tables themselves.
     _enqueue = Statement(
