@@ -1,4 +1,9 @@
-"""``soniq dead-letter list|replay|purge``: the dead-letter queue from a shell."""
+"""``soniq dead-letter list|replay|purge``: the dead-letter queue from a shell.
+
+``--older-than`` takes one number and one unit (30s, 15m, 12h, 7d), parsed here rather than
+by a duration library: those (pytimeparse and the like) also accept forms such as ``1:30``
+whose unit a reader has to guess, and an age filter that deletes jobs should not be guessed.
+"""
 
 from __future__ import annotations
 
