@@ -48,6 +48,7 @@ def pyformat(sql: str, args: Sequence[Any]) -> tuple[str, dict[str, Any]]:
     text = _NUMBERED.sub(lambda match: f"%(p{match[1]})s", sql.replace("%", "%%"))
     return text, {f"p{number}": value for number, value in enumerate(args, 1)}
 
+
 _PARAMETER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
 
