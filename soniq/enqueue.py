@@ -25,11 +25,10 @@ from soniq.installed import InstalledContracts, UnknownTasks, UnknownTaskWarning
 from soniq.job import JobId, NewJob
 from soniq.metrics import Metrics
 from soniq.names import check_queue_name, check_task_name
-from soniq.registry import Registry
+from soniq.registry import DEFAULT_QUEUE, Registry
 from soniq.settings import Settings
 from soniq.task_ref import TaskRef
 
-DEFAULT_QUEUE = "default"
 # In bytes of UTF-8: the unique index on live keys holds at most 2,704 bytes per entry.
 MAX_DEDUP_KEY_BYTES = 1000
 

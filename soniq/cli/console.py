@@ -1,4 +1,4 @@
-"""``soniq console``: serve the web console with uvicorn (needs ``soniq[console]``)."""
+"""``soniq console``: serve the web console with uvicorn (needs ``soniq-jobs[console]``)."""
 
 from __future__ import annotations
 

@@ -103,12 +103,17 @@ def worker(
     log_level: str,
     log_format: str,
 ) -> None:
-    """Run a worker for the Soniq app at MODULE:APP until SIGTERM or SIGINT."""
+    """Run a worker for the app at MODULE:APP until stopped.
+
+    Runs until SIGTERM or SIGINT; warns when registered tasks go to queues that --queues
+    leaves out."""
     handler = logging.StreamHandler()
     handler.setFormatter(
         JsonFormatter()
         if log_format == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        else logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z"
+        )
     )
     logging.basicConfig(level=log_level.upper(), handlers=[handler])
     # An app that reads its settings from the environment (Soniq()) gets the options'.
