@@ -128,6 +128,8 @@ async def test_worker_takes_database_url_and_schema_options(
         worker.terminate()
         _, stderr = worker.communicate(timeout=30)
     assert worker.returncode == 0, stderr
+    first_line = stderr.splitlines()[0]
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 INFO ", first_line), stderr
     pinned = _cli(python, env, "worker", "tests.apps.factory_app:pinned", "--schema", schema)
     assert_clean_failure(pinned, "was created with schema 'pinned', not --schema")
 
