@@ -154,6 +154,11 @@ def adapt_sync(connection: object) -> Driver:
 
         if isinstance(connection, (Session, Connection)):
             return SQLAlchemySync(connection)
+    elif _from(connection, "psycopg"):
+        from psycopg import Connection as PsycopgConnection
+
+        if isinstance(connection, PsycopgConnection):
+            return DBAPISync(connection)
     elif callable(getattr(connection, "cursor", None)) and not _from(connection, "asyncpg"):
         return DBAPISync(connection)
     raise EnqueueError(

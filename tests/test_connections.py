@@ -136,6 +136,9 @@ async def test_an_unknown_kind_of_connection_is_refused(app: Soniq, database_url
         await app.enqueue("orders.confirm", {}, connection=sync_conn)
     with pytest.raises(EnqueueError, match="asyncpg connection, an SQLAlchemy AsyncSession"):
         await app.enqueue("orders.confirm", {}, connection="postgresql://")
+    async with await psycopg.AsyncConnection.connect(database_url) as async_conn:
+        with pytest.raises(EnqueueError, match=r"async connections go to app\.enqueue\b"):
+            app.enqueue_sync("orders.confirm", {}, connection=async_conn)
 
 
 # The synchronous producer: Django/Flask-style code, no event loop.
