@@ -30,7 +30,7 @@ from soniq.enqueue import Enqueuer
 from soniq.errors import ConfigurationError, EnqueueError
 from soniq.inspection import Inspection
 from soniq.installed import UnknownTasks
-from soniq.job import JobId, NewJob
+from soniq.job import JobId
 from soniq.metrics import Metrics
 from soniq.periodic import Schedules
 from soniq.registration import Registration
@@ -187,7 +187,17 @@ class Soniq(Registration, Inspection):
         ``on_conflict="raise"`` it raises :class:`DuplicateJobError` instead.
         """
         raise_on_conflict = self._raise_on(on_conflict)
-        job = self._prepare(target, args, queue, priority, scheduled_at, delay, dedup_key)
+        # Called here, not through a helper: an UnknownTaskWarning points at the caller's line.
+        job = self._enqueuer.prepare(
+            target,
+            args,
+            queue=queue,
+            priority=priority,
+            scheduled_at=scheduled_at,
+            delay=delay,
+            dedup_key=dedup_key,
+            trace_context=tracing.inject(),
+        )
         return await self._enqueuer.enqueue(job, connection, raise_on_conflict=raise_on_conflict)
 
     def enqueue_sync(
@@ -208,7 +218,17 @@ class Soniq(Registration, Inspection):
         a DB-API connection: psycopg, psycopg2, Django's) in the caller's transaction;
         without one on a psycopg connection of its own, committed at once."""
         raise_on_conflict = self._raise_on(on_conflict)
-        job = self._prepare(target, args, queue, priority, scheduled_at, delay, dedup_key)
+        # Called here, not through a helper: an UnknownTaskWarning points at the caller's line.
+        job = self._enqueuer.prepare(
+            target,
+            args,
+            queue=queue,
+            priority=priority,
+            scheduled_at=scheduled_at,
+            delay=delay,
+            dedup_key=dedup_key,
+            trace_context=tracing.inject(),
+        )
         return call_sync(
             lambda db: self._enqueuer.enqueue(job, db, raise_on_conflict=raise_on_conflict),
             connection,
@@ -219,27 +239,6 @@ class Soniq(Registration, Inspection):
         if on_conflict not in ("return", "raise"):
             raise EnqueueError(f"on_conflict must be 'return' or 'raise', got {on_conflict!r}")
         return on_conflict == "raise"
-
-    def _prepare(
-        self,
-        target: object,
-        args: object,
-        queue: str | None,
-        priority: int | None,
-        scheduled_at: datetime | None,
-        delay: timedelta | float | None,
-        dedup_key: str | None,
-    ) -> NewJob:
-        return self._enqueuer.prepare(
-            target,
-            args,
-            queue=queue,
-            priority=priority,
-            scheduled_at=scheduled_at,
-            delay=delay,
-            dedup_key=dedup_key,
-            trace_context=tracing.inject(),
-        )
 
     async def enqueue_many(
         self,
