@@ -190,6 +190,21 @@ class Worker:
         self._cancel_requested.add(job_id)
         task.cancel()
 
+    def _warn_unserved(self) -> None:
+        """A warning per queue that registered tasks go to and this worker does not serve:
+        their jobs would wait for another worker."""
+        served = self._config.queues
+        if not served:
+            return
+        for queue, tasks in self._registry.unserved(served).items():
+            logger.warning(
+                "tasks %s go to queue %s, which this worker does not serve (queues=%s): "
+                "add it to the worker's queues, or run another worker for it",
+                ", ".join(tasks),
+                queue,
+                ",".join(served),
+            )
+
     async def run(self) -> None:
         """Claim and run jobs until :meth:`stop`, a signal, or cancellation; see
         :meth:`soniq.Soniq.run_worker` for how running jobs end."""
@@ -207,6 +222,7 @@ class Worker:
         hint = tracing.missing_hint()
         if hint is not None:
             logger.warning(hint)
+        self._warn_unserved()
         for service in [*self._services, self._completer]:
             service.start()
         restore_signals = handle_signals(self.stop, self.hard_stop)

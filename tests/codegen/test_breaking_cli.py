@@ -9,16 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from codegen_helpers import SCHEMAS, cli, snapshot
+from codegen_helpers import SCHEMAS, cli, edit, snapshot
 
 from soniq_codegen.compatibility import RULES
-
-
-def edit(root: Path, relative: str, old: str, new: str) -> None:
-    path = root / relative
-    text = path.read_text("utf-8")
-    assert old in text, (relative, old)
-    path.write_text(text.replace(old, new), "utf-8")
 
 
 @pytest.fixture
