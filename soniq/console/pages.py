@@ -202,6 +202,14 @@ async def contract_check(parts: Parts, job: dict[str, Any]) -> ContractCheck:
     )
 
 
+def detail_text(detail: Any) -> str | None:
+    """An error's detail as the job page shows it: a traceback as it is, pydantic's error
+    list as indented JSON."""
+    if detail is None or isinstance(detail, str):
+        return detail
+    return json.dumps(detail, indent=2, ensure_ascii=False)
+
+
 def display_state(job: dict[str, Any]) -> str:
     """The console's state of a job row from the ``jobs`` view."""
     state = str(job["state"])

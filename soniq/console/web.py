@@ -195,6 +195,10 @@ class Console:
                 row = await self.parts.store.browse.job(await self.parts.database.pool(), job_id)
         if row is None:
             return self.render(request, "missing.html", status=404, job_id=job_id)
+        with self.parts.database.errors():
+            attempts = await self.parts.store.reads.attempts(
+                await self.parts.database.pool(), row["id"]
+            )
         hidden = self.parts.hide_args(row["task_name"])
         args = json.loads(row["args"])
         detail = json.loads(row["error_detail"]) if row["error_detail"] is not None else None
@@ -209,11 +213,9 @@ class Console:
             result=None
             if hidden or row["result"] is None
             else json.dumps(json.loads(row["result"]), indent=2, ensure_ascii=False),
-            detail=None
-            if detail is None or hidden
-            else detail
-            if isinstance(detail, str)
-            else json.dumps(detail, indent=2, ensure_ascii=False),
+            detail=None if hidden else pages.detail_text(detail),
+            attempts=attempts,
+            tracebacks=[None if hidden else pages.detail_text(a.error.detail) for a in attempts],
             contract=await pages.contract_check(self.parts, row),
             can_cancel=state in ("queued", "scheduled", "retrying", "running")
             and self.allowed(request, "cancel", row),

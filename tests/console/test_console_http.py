@@ -17,7 +17,7 @@ import httpx
 from soniq import Soniq
 from soniq.console import BasicAuth
 from tests.console.conftest import CHARGE
-from tests.helpers import REPO
+from tests.helpers import REPO, wait_until
 
 
 def _client(web: Any) -> httpx.AsyncClient:
@@ -168,3 +168,32 @@ async def test_a_rare_args_filter_walks_id_windows_until_it_finds_the_match(
     expected = await db.fetchval(f"SELECT id FROM {schema}.job_history WHERE args->>'i' = '3'")
     assert found == [expected]
     assert requests <= 3
+
+
+async def test_a_job_page_shows_every_failed_attempt_with_its_traceback_and_claim(
+    console_app: Soniq,
+) -> None:
+    @console_app.job(name="reports.flaky", retries=2)
+    async def flaky(n: int) -> None:
+        raise ValueError(f"<b>bad</b> input {n}")
+
+    job_id = await console_app.enqueue("reports.flaky", {"n": 5})
+
+    async def dead() -> bool:
+        await console_app.drain()
+        return (await console_app.get_job(job_id)).state.value == "dead"
+
+    await wait_until(dead)
+    async with _client(console_app.console()) as client:
+        page = (await client.get(f"/jobs/{job_id}")).text
+    assert re.findall(r'data-attempt="(\d+)"', page) == ["1", "2", "3"]
+    # each attempt's message, and its traceback's last line, escaped
+    assert page.count("&lt;b&gt;bad&lt;/b&gt; input 5") == 6 and "<b>bad</b>" not in page
+    assert page.count('<pre class="traceback">Traceback') == 3
+    for n in (1, 2, 3):
+        assert f"<th>Claim {n}</th>" in page and f"<th>Attempt {n} failed</th>" in page
+    assert page.count("<th>Claim") == 3  # the last claim is the third attempt's, not a fourth
+    assert "retried" in page and "dead-lettered" in page
+    async with _client(console_app.console(hide_args=True)) as client:
+        hidden = (await client.get(f"/jobs/{job_id}")).text
+    assert 'data-attempt="3"' in hidden and "Traceback" not in hidden

@@ -11,7 +11,7 @@ from datetime import timedelta
 import asyncpg
 
 from soniq.db.jobs.claims import REQUEUE_AT_MOST_AGO
-from soniq.db.jobs.moves import free_keys, to_dead, to_history
+from soniq.db.jobs.moves import free_keys, record_attempts, to_dead, to_history
 from soniq.db.sql import BoundStatement, Queryable, Statement, Statements
 from soniq.job import Claim
 
@@ -89,7 +89,8 @@ class JobMaintenance(Statements):
     _rescue = Statement(
         f"""
         WITH expired AS (
-            SELECT id, slot FROM {{schema}}.job_live
+            SELECT id, slot, attempts, max_attempts, worker_id, started_at
+            FROM {{schema}}.job_live
             WHERE state = 'running' AND lease_expires_at < now()  -- job_live_lease_idx
             ORDER BY lease_expires_at
             LIMIT :limit
@@ -120,7 +121,11 @@ class JobMaintenance(Statements):
         dead AS ({to_dead("gone", errors=_WORKER_LOST, where="outcome = 'dead'")}),
         cancelled AS (SELECT * FROM gone WHERE outcome = 'cancelled'),
         history AS ({to_history("cancelled", "'cancelled'", errors=_WORKER_LOST, result="NULL")}),
-        keys AS ({free_keys("gone")})
+        keys AS ({free_keys("gone")}),
+        ended AS (SELECT e.*, r.state FROM expired AS e JOIN (
+                      SELECT id, state FROM requeued UNION ALL SELECT id, outcome FROM gone
+                  ) AS r USING (id)),
+        tried AS ({record_attempts("ended", "state", errors=_WORKER_LOST)})
         SELECT id, state, pg_notify('{{schema}}.jobs', queue) FROM requeued
         UNION ALL
         SELECT id, outcome, pg_notify('{{schema}}.results', id::text) FROM gone"""

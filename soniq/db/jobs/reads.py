@@ -10,7 +10,7 @@ import asyncpg
 
 from soniq.db.sql import Queryable, Statement, Statements
 from soniq.db.workers import LIVE_WORKER, WorkerStore
-from soniq.job import Claim, Job, JobError, JobState
+from soniq.job import Attempt, Claim, Job, JobError, JobState
 from soniq.status import QueueStats, Status, VersionCount, WaitingJob
 
 _JOB_COLUMNS = """id, task_name, queue, args, state, priority, attempts, max_attempts,
@@ -18,15 +18,17 @@ _JOB_COLUMNS = """id, task_name, queue, args, state, priority, attempts, max_att
     error_detail, dedup_key, contract_version, contract_fingerprint, worker_id, result"""
 
 
+def _error(row: asyncpg.Record) -> JobError:
+    detail = row["error_detail"]
+    return JobError(
+        reason=row["error_reason"],
+        message=row["error_message"] or "",
+        detail=json.loads(detail) if detail is not None else None,
+    )
+
+
 def _job_from_row(row: asyncpg.Record) -> Job:
-    error = None
-    if row["error_reason"] is not None:
-        detail = row["error_detail"]
-        error = JobError(
-            reason=row["error_reason"],
-            message=row["error_message"] or "",
-            detail=json.loads(detail) if detail is not None else None,
-        )
+    error = None if row["error_reason"] is None else _error(row)
     return Job(
         id=row["id"],
         task_name=row["task_name"],
@@ -75,6 +77,28 @@ class JobReads(Statements):
     async def get(self, db: Queryable, job_id: int) -> Job | None:
         row = await self._get.fetchrow(db, job_id=job_id)
         return None if row is None else _job_from_row(row)
+
+    _attempts = Statement(
+        """
+        SELECT attempt, worker_id, started_at, finished_at, outcome, error_reason,
+               error_message, error_detail
+        FROM {schema}.job_attempts WHERE job_id = :job_id  -- job_attempts_job_idx
+        ORDER BY attempt, finished_at"""
+    )
+
+    async def attempts(self, db: Queryable, job_id: int) -> list[Attempt]:
+        """The failed attempts of one job kept by retention, oldest first."""
+        return [
+            Attempt(
+                attempt=row["attempt"],
+                worker_id=row["worker_id"],
+                started_at=row["started_at"],
+                finished_at=row["finished_at"],
+                outcome=JobState(row["outcome"]),
+                error=_error(row),
+            )
+            for row in await self._attempts.fetch(db, job_id=job_id)
+        ]
 
     _list_jobs = Statement(
         f"""

@@ -1,0 +1,81 @@
+-- Every failed attempt of a job, kept beside the job: its worker, when it was claimed and
+-- when it ended, what the job became (queued again, dead or cancelled) and its error with
+-- the traceback. The job row keeps only the last error; the console's job page and
+-- app.get_attempts() show them all.
+--
+-- Written by the statement that records the attempt's outcome (completer, drain, rescuer),
+-- fenced like it, so an attempt row exists exactly when its outcome was recorded. A success
+-- writes no row: the job's own row says how its last attempt ended, and the queue's hot path
+-- stays one table wide.
+--
+-- One partition per UTC day of finished_at, kept and dropped with job_history's days
+-- (add_history_days, drop_history_before), so retention drops a whole day here too.
+CREATE TABLE {schema}.job_attempts (
+    job_id        bigint      NOT NULL,
+    attempt       integer     NOT NULL,
+    worker_id     text,
+    started_at    timestamptz,
+    finished_at   timestamptz NOT NULL,
+    outcome       text        NOT NULL CHECK (outcome IN ('queued', 'dead', 'cancelled')),
+    error_reason  text        NOT NULL,
+    error_message text        NOT NULL,
+    error_detail  json
+) PARTITION BY RANGE (finished_at);
+CREATE INDEX job_attempts_job_idx ON {schema}.job_attempts (job_id, attempt);
+
+-- The day tables kept by retention: job_history's and job_attempts'.
+CREATE OR REPLACE FUNCTION {schema}.add_history_days(first date, days integer) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    day date;
+    parent text;
+    name text;
+    added integer := 0;
+BEGIN
+    FOR i IN 0..days - 1 LOOP
+        day := first + i;
+        FOREACH parent IN ARRAY ARRAY['job_history', 'job_attempts'] LOOP
+            name := parent || '_' || to_char(day, 'YYYYMMDD');
+            CONTINUE WHEN to_regclass(format('{schema}.%I', name)) IS NOT NULL;
+            EXECUTE format('CREATE TABLE {schema}.%I (LIKE {schema}.%I INCLUDING DEFAULTS
+                            INCLUDING CONSTRAINTS)', name, parent);
+            EXECUTE format('ALTER TABLE {schema}.%I ATTACH PARTITION {schema}.%I
+                            FOR VALUES FROM (%L) TO (%L)', parent, name,
+                           day::timestamp AT TIME ZONE 'UTC',
+                           (day + 1)::timestamp AT TIME ZONE 'UTC');
+            added := added + 1;
+        END LOOP;
+    END LOOP;
+    RETURN added;
+END $$;
+
+CREATE OR REPLACE FUNCTION {schema}.drop_history_before(cutoff timestamptz) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    part record;
+    dropped integer := 0;
+BEGIN
+    FOR part IN
+        SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent IN ('{schema}.job_history'::regclass, '{schema}.job_attempts'::regclass)
+          AND c.relname ~ '^job_(history|attempts)_[0-9]{8}$'
+          AND (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC'
+              <= cutoff
+        ORDER BY right(c.relname, 8), c.relname
+    LOOP
+        BEGIN
+            SET LOCAL lock_timeout = '50ms';
+            EXECUTE format('DROP TABLE {schema}.%I', part.relname);
+            dropped := dropped + 1;
+        EXCEPTION WHEN lock_not_available THEN
+            RETURN dropped;
+        END;
+    END LOOP;
+    RETURN dropped;
+END $$;
+
+-- A day for job_attempts wherever job_history has one, and the days ahead.
+SELECT {schema}.add_history_days(to_date(right(c.relname, 8), 'YYYYMMDD'), 1)
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = '{schema}.job_history'::regclass AND c.relname ~ '^job_history_[0-9]{8}$';
+SELECT {schema}.add_history_days((now() AT TIME ZONE 'UTC')::date - 1, 9);
