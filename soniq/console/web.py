@@ -29,7 +29,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from soniq.console import pages
 from soniq.console.live import LiveFeed
 from soniq.console.pages import Parts
-from soniq.db.jobs.browse import STATES, JobFilter
+from soniq.db.jobs.browse import STATES
+from soniq.db.jobs.browse_values import JobFilter
 
 # can(request, action, job) -> allowed; action is "cancel", "retry", "replay" or "purge",
 # job the job's row (a dict of the jobs view's columns) or None for a bulk action.
@@ -139,7 +140,15 @@ class Console:
         peak = max([done + dead for _, done, dead in data.minutes] + [1])
         done = sum(done for _, done, _ in data.minutes)
         dead = sum(dead for _, _, dead in data.minutes)
-        return self.render(request, "overview.html", data=data, peak=peak, done=done, dead=dead)
+        return self.render(
+            request,
+            "overview.html",
+            data=data,
+            peak=peak,
+            done=done,
+            dead=dead,
+            cap=pages.COUNT_CAP,
+        )
 
     async def jobs(self, request: Request) -> Response:
         q = request.query_params
@@ -230,6 +239,7 @@ class Console:
             request,
             "dead.html",
             data=data,
+            sample=pages.SAMPLE,
             task=task,
             reason=reason,
             hide=self.parts.hide_args,
@@ -244,7 +254,9 @@ class Console:
         return self.render(request, "periodic.html", lines=await pages.periodic(self.parts))
 
     async def contracts(self, request: Request) -> Response:
-        return self.render(request, "contracts.html", tasks=await pages.contracts(self.parts))
+        return self.render(
+            request, "contracts.html", tasks=await pages.contracts(self.parts), sample=pages.SAMPLE
+        )
 
     async def events(self, request: Request) -> Response:
         if not self.live.available:

@@ -12,10 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+import asyncpg
 import httpx
 
 from soniq import Soniq
 from soniq.console import BasicAuth
+from soniq.console.pages import COUNT_CAP, SAMPLE
 from tests.console.conftest import CHARGE
 from tests.helpers import REPO, wait_until
 
@@ -197,3 +199,27 @@ async def test_a_job_page_shows_every_failed_attempt_with_its_traceback_and_clai
     async with _client(console_app.console(hide_args=True)) as client:
         hidden = (await client.get(f"/jobs/{job_id}")).text
     assert 'data-attempt="3"' in hidden and "Traceback" not in hidden
+
+
+async def test_counts_past_the_cap_are_marked_as_lower_bounds_and_groups_as_a_sample(
+    console_app: Soniq, database_url: str, schema: str
+) -> None:
+    db = await asyncpg.connect(database_url)
+    try:
+        await db.execute(f"INSERT INTO {schema}.job_lanes VALUES ('bulk', 0)")
+        await db.execute(
+            f"""INSERT INTO {schema}.job_dead (id, task_name, queue, args, priority, attempts,
+                    max_attempts, scheduled_at, enqueued_at, finished_at, error_reason)
+                SELECT nextval('{schema}.job_ids'), 'bulk.task', 'bulk', '{{}}', 0, 1, 1,
+                       now(), now(), now(), 'exception'
+                FROM generate_series(1, $1)""",
+            COUNT_CAP + 1,
+        )
+    finally:
+        await db.close()
+    async with _client(console_app.console()) as client:
+        overview = (await client.get("/")).text
+        dead = (await client.get("/dead")).text
+    assert re.search(r'data-count="dead"><a [^>]*>≥ ' + str(COUNT_CAP) + "<", overview)
+    assert 'data-note="capped"' in overview
+    assert 'data-note="sampled"' in dead and f'<td class="num">{SAMPLE}</td>' in dead

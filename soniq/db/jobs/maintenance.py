@@ -140,8 +140,9 @@ class JobMaintenance(Statements):
     _prune_history = Statement("SELECT {schema}.drop_history_before(now() - :older_than::interval)")
 
     async def prune_finished(self, db: Queryable, *, older_than: timedelta) -> int:
-        """Drop the days of done and cancelled jobs that all finished more than
-        ``older_than`` ago; returns how many days were dropped."""
+        """Drop the days of done and cancelled jobs (and of failed attempts and done counts)
+        that all finished more than ``older_than`` ago; returns how many day tables were
+        dropped."""
         return int(await self._prune_history.fetchval(db, older_than=older_than))
 
     _prune_dead = Statement(

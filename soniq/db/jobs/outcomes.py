@@ -29,7 +29,8 @@ _BY_SLOT = "j.id = o.id AND j.slot = o.slot AND j.claim_token = o.token"
 _BY_ID = "j.id = o.id AND j.claim_token = o.token"
 
 # One notification per batch, payload '': a waiter on get_result re-reads its own row. A
-# notification per job would cost a queue entry per row on the hot path.
+# notification per job would cost a queue entry per row on the hot path. The batch adds one
+# row per queue to job_done_counts, which `soniq status` and the console sum.
 _RECORD_DONE = f"""
     WITH o AS (
         SELECT * FROM unnest(:ids::bigint[], :slots::int2[], :tokens::uuid[], :results::json[])
@@ -40,7 +41,11 @@ _RECORD_DONE = f"""
         RETURNING j.*, o.result
     ),
     history AS ({to_history("fin", "'done'", errors="NULL, NULL, NULL", result="result")}),
-    keys AS ({free_keys("fin")})
+    keys AS ({free_keys("fin")}),
+    counted AS (
+        INSERT INTO {{schema}}.job_done_counts (minute, queue, done)
+        SELECT date_trunc('minute', now()), queue, count(*) FROM fin GROUP BY queue
+    )
     SELECT array_agg(id) AS ids, pg_notify('{{schema}}.results', '') FROM fin"""
 
 # A cancelled attempt may end without an error of its own.

@@ -1,3 +1,5 @@
+-- What the console and `soniq status` read, kept so that reading it stays cheap.
+--
 -- Every failed attempt of a job, kept beside the job: its worker, when it was claimed and
 -- when it ended, what the job became (queued again, dead or cancelled) and its error with
 -- the traceback. The job row keeps only the last error; the console's job page and
@@ -23,7 +25,26 @@ CREATE TABLE {schema}.job_attempts (
 ) PARTITION BY RANGE (finished_at);
 CREATE INDEX job_attempts_job_idx ON {schema}.job_attempts (job_id, attempt);
 
--- The day tables kept by retention: job_history's and job_attempts'.
+-- Jobs done per queue and minute, one row per outcome statement that recorded any (the
+-- completer's batch): what `soniq status` sums for "done in the last hour" and the
+-- console charts, reading one row per batch instead of one per job. Append-only (a counter
+-- updated in place would leave a dead version per batch behind a pinned xmin horizon);
+-- BRIN, because rows arrive in minute order and the index must cost the batch nothing.
+CREATE TABLE {schema}.job_done_counts (
+    minute timestamptz NOT NULL,
+    queue  text        NOT NULL,
+    done   integer     NOT NULL
+) PARTITION BY RANGE (minute);
+CREATE INDEX job_done_counts_minute_idx ON {schema}.job_done_counts USING brin (minute);
+
+-- What the console's overview counts per queue, and what list_jobs(queue=..., task_name=...)
+-- walks newest first: dead letters are written rarely, and a job waits in job_scheduled
+-- only when delayed or retrying, so these indexes cost the queue's hot path nothing.
+CREATE INDEX job_dead_queue_idx ON {schema}.job_dead (queue, id);
+CREATE INDEX job_dead_task_idx ON {schema}.job_dead (task_name, id);
+CREATE INDEX job_scheduled_queue_idx ON {schema}.job_scheduled (queue, id);
+
+-- The day tables kept by retention: job_history's, job_attempts' and job_done_counts'.
 CREATE OR REPLACE FUNCTION {schema}.add_history_days(first date, days integer) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -34,7 +55,7 @@ DECLARE
 BEGIN
     FOR i IN 0..days - 1 LOOP
         day := first + i;
-        FOREACH parent IN ARRAY ARRAY['job_history', 'job_attempts'] LOOP
+        FOREACH parent IN ARRAY ARRAY['job_history', 'job_attempts', 'job_done_counts'] LOOP
             name := parent || '_' || to_char(day, 'YYYYMMDD');
             CONTINUE WHEN to_regclass(format('{schema}.%I', name)) IS NOT NULL;
             EXECUTE format('CREATE TABLE {schema}.%I (LIKE {schema}.%I INCLUDING DEFAULTS
@@ -57,8 +78,9 @@ DECLARE
 BEGIN
     FOR part IN
         SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-        WHERE i.inhparent IN ('{schema}.job_history'::regclass, '{schema}.job_attempts'::regclass)
-          AND c.relname ~ '^job_(history|attempts)_[0-9]{8}$'
+        WHERE i.inhparent IN ('{schema}.job_history'::regclass, '{schema}.job_attempts'::regclass,
+                              '{schema}.job_done_counts'::regclass)
+          AND c.relname ~ '^job_(history|attempts|done_counts)_[0-9]{8}$'
           AND (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC'
               <= cutoff
         ORDER BY right(c.relname, 8), c.relname
@@ -74,8 +96,12 @@ BEGIN
     RETURN dropped;
 END $$;
 
--- A day for job_attempts wherever job_history has one, and the days ahead.
+-- A day for the new tables wherever job_history has one, and the days ahead.
 SELECT {schema}.add_history_days(to_date(right(c.relname, 8), 'YYYYMMDD'), 1)
 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 WHERE i.inhparent = '{schema}.job_history'::regclass AND c.relname ~ '^job_history_[0-9]{8}$';
 SELECT {schema}.add_history_days((now() AT TIME ZONE 'UTC')::date - 1, 9);
+INSERT INTO {schema}.job_done_counts (minute, queue, done)
+SELECT date_trunc('minute', finished_at), queue, count(*) FROM {schema}.job_history
+WHERE state = 'done' AND finished_at >= date_trunc('minute', now()) - interval '59 minutes'
+GROUP BY 1, 2;
