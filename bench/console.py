@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from bench.config import default_database_url
 from bench.database import ScratchDatabases
 from soniq import Soniq, task_ref
+from soniq.db.jobs import JobStore
 
 GOAL_MS = 200.0
 TASKS = ("billing.charge", "mail.send", "reports.build", "search.index", "media.resize")
@@ -80,6 +81,7 @@ async def fill(conn: asyncpg.Connection, schema: str, done: int, dead: int) -> d
             WHERE finished_at >= date_trunc('minute', now()) - interval '59 minutes'
             GROUP BY 1, 2, id / 10"""
     )
+    await JobStore(schema).maintenance.sum_done_minutes(conn)  # as the workers keep them
     # Each dead letter's four failed attempts, with their tracebacks.
     await conn.execute(
         f"""INSERT INTO {schema}.job_attempts (job_id, attempt, worker_id, started_at,

@@ -51,3 +51,32 @@ async def test_fenced_out_successes_are_not_counted(
     stale = Claim(row["id"], row["slot"], uuid.uuid4())
     assert await JobStore(schema).outcomes.record(db, [Outcome(stale, "done")]) == set()
     assert await db.fetchval(f"SELECT count(*) FROM {schema}.job_done_counts") == 0
+
+
+async def test_minutes_that_are_over_are_summed_once_and_read_in_place_of_their_batches(
+    app: Soniq, db: asyncpg.Connection, schema: str
+) -> None:
+    store = JobStore(schema)
+    # batches of the last ten minutes: 3 per minute and queue, of 2 jobs each
+    await db.execute(
+        f"""INSERT INTO {schema}.job_done_counts
+            SELECT date_trunc('minute', now()) - m * interval '1 minute', q, 2
+            FROM generate_series(0, 9) AS m, unnest(ARRAY['mail', 'sms']) AS q,
+                 generate_series(1, 3)"""
+    )
+    before = {q.queue: q.done_last_hour for q in (await app.status()).queues}
+    assert before == {"mail": 60, "sms": 60}
+    # minutes 3 to 9 ago are over (two minutes' grace): one row per minute and queue
+    assert await store.maintenance.sum_done_minutes(db) == 7 * 2
+    assert await store.maintenance.sum_done_minutes(db) == 0  # already summed
+    rows = await db.fetch(f"SELECT DISTINCT done FROM {schema}.job_done_minutes")
+    assert [r["done"] for r in rows] == [6]
+    # the summed minutes' batches are no longer read: a late one there is not counted
+    await db.execute(
+        f"""INSERT INTO {schema}.job_done_counts
+            VALUES (date_trunc('minute', now()) - interval '5 minutes', 'mail', 1000)"""
+    )
+    after = {q.queue: q.done_last_hour for q in (await app.status()).queues}
+    assert after == before
+    chart = {t.minutes_ago: t.done for t in await store.browse.throughput(db)}
+    assert chart == {m: 12 for m in range(10)}

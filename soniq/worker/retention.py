@@ -1,5 +1,6 @@
 """Retention, a service of its own: once a minute, history days and dead letters past their
-retention are dropped, and days ahead are added for new history.
+retention are dropped, days ahead are added for new history, and the completer's counts of
+the minutes that are over are summed per minute.
 
 Apart from the heartbeat on purpose: dropping a day waits (briefly) for locks, and deleting
 dead letters can wait on a transaction that holds them; a heartbeat that waited behind
@@ -54,6 +55,7 @@ class Retention(Service):
     async def _prune(self, conn: asyncpg.Connection) -> None:
         jobs = self._store.maintenance
         await jobs.add_history_days(conn)
+        await jobs.sum_done_minutes(conn)
         await jobs.prune_finished(conn, older_than=self._done_retention)
         if self._dead_retention is not None:
             await jobs.prune_dead(conn, older_than=self._dead_retention)

@@ -23,6 +23,7 @@ from soniq.db.jobs.browse_values import (
     Throughput,
     Waits,
 )
+from soniq.db.jobs.reads import DONE_LAST_HOUR
 from soniq.db.sql import Queryable, Statement, Statements
 
 # The states the console shows: "scheduled" is queued for a later time, "retrying" queued
@@ -193,17 +194,16 @@ class JobBrowse(Statements):
         and the oldest due job's wait."""
         return [QueueOverview(**dict(row)) for row in await self._overview.fetch(db, cap=cap)]
 
-    # Done jobs from the completer's per-batch counts (a row per batch, not per job); dead
+    # Done jobs from the per-minute and per-batch counts (reads.DONE_LAST_HOUR); dead
     # letters of the last hour through job_dead_finished_idx.
     _throughput = Statement(
-        """
+        f"""
         SELECT (extract(epoch FROM date_trunc('minute', now()) - minute) / 60)::int
                    AS minutes_ago,
                sum(done)::bigint AS done, sum(dead)::bigint AS dead
-        FROM (SELECT minute, done, 0 AS dead FROM {schema}.job_done_counts
-              WHERE minute >= date_trunc('minute', now()) - interval '59 minutes'
+        FROM (SELECT minute, done, 0 AS dead FROM ({DONE_LAST_HOUR}) AS done
               UNION ALL
-              SELECT date_trunc('minute', finished_at), 0, 1 FROM {schema}.job_dead
+              SELECT date_trunc('minute', finished_at), 0, 1 FROM {{schema}}.job_dead
               WHERE finished_at >= date_trunc('minute', now()) - interval '59 minutes'
               ) AS finished
         GROUP BY 1

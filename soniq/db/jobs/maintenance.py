@@ -145,6 +145,26 @@ class JobMaintenance(Statements):
         dropped."""
         return int(await self._prune_history.fetchval(db, older_than=older_than))
 
+    # Minutes after the last one summed, up to two minutes ago (a batch's count carries the
+    # minute its statement began, and commits moments later): summed once, whoever runs
+    # it first; a minute summed twice by two workers at once is kept once.
+    _sum_done_minutes = Statement(
+        """
+        INSERT INTO {schema}.job_done_minutes (minute, queue, done)
+        SELECT minute, queue, sum(done) FROM {schema}.job_done_counts
+        WHERE minute > (SELECT coalesce(max(minute), '-infinity') FROM {schema}.job_done_minutes)
+          AND minute >= date_trunc('minute', now()) - interval '1 hour'  -- none older is read
+          AND minute < date_trunc('minute', now()) - interval '2 minutes'
+        GROUP BY minute, queue
+        ON CONFLICT DO NOTHING"""
+    )
+
+    async def sum_done_minutes(self, db: Queryable) -> int:
+        """Sum the completer's counts of the minutes that are over into one row per minute
+        and queue (what ``soniq status`` and the console read); returns the rows added."""
+        status = await self._sum_done_minutes.execute(db)
+        return int(status.rsplit(" ", 1)[-1])
+
     _prune_dead = Statement(
         """
         DELETE FROM {schema}.job_dead WHERE id IN (

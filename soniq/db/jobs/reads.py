@@ -51,6 +51,17 @@ def _job_from_row(row: asyncpg.Record) -> Job:
     )
 
 
+# Jobs done this minute and the 59 before it, as (minute, queue, done) rows: the per-minute
+# sums of the minutes the retention service has summed (job_done_minutes, primary key), and
+# the completer's per-batch counts of the few minutes after them (job_done_counts, BRIN).
+DONE_LAST_HOUR = """
+    SELECT minute, queue, done FROM {schema}.job_done_minutes
+    WHERE minute >= date_trunc('minute', now()) - interval '59 minutes'
+    UNION ALL
+    SELECT minute, queue, done FROM {schema}.job_done_counts
+    WHERE minute >= date_trunc('minute', now()) - interval '59 minutes'
+      AND minute > (SELECT coalesce(max(minute), '-infinity') FROM {schema}.job_done_minutes)"""
+
 # Each table with the states it holds: (table, state, finished_at, result, holds).
 _STATE_TABLES = (
     ("job_live", "state", "NULL::timestamptz", "NULL::json", "queued,running"),
@@ -250,7 +261,7 @@ class JobReads(Statements):
     # the sum of the completer's per-batch counts of this minute and the 59 before it (one
     # row per batch, not per job; exact for jobs workers finished).
     _queue_stats = Statement(
-        """
+        f"""
         SELECT queue, sum(queued)::bigint AS queued, sum(scheduled)::bigint AS scheduled,
                sum(running)::bigint AS running, sum(done)::bigint AS done_last_hour,
                sum(dead)::bigint AS dead,
@@ -263,17 +274,16 @@ class JobReads(Statements):
                    count(*) FILTER (WHERE state = 'running') AS running, 0 AS done, 0 AS dead,
                    min(scheduled_at) FILTER (WHERE state = 'queued' AND scheduled_at <= now())
                        AS oldest
-            FROM {schema}.job_live GROUP BY queue
+            FROM {{schema}}.job_live GROUP BY queue
             UNION ALL
             SELECT queue, count(*) FILTER (WHERE scheduled_at <= now()),
                    count(*) FILTER (WHERE scheduled_at > now()), 0, 0, 0,
                    min(scheduled_at) FILTER (WHERE scheduled_at <= now())
-            FROM {schema}.job_scheduled GROUP BY queue
+            FROM {{schema}}.job_scheduled GROUP BY queue
             UNION ALL
-            SELECT queue, 0, 0, 0, 0, count(*), NULL FROM {schema}.job_dead GROUP BY queue
+            SELECT queue, 0, 0, 0, 0, count(*), NULL FROM {{schema}}.job_dead GROUP BY queue
             UNION ALL
-            SELECT queue, 0, 0, 0, sum(done), 0, NULL FROM {schema}.job_done_counts
-            WHERE minute >= date_trunc('minute', now()) - interval '59 minutes'
+            SELECT queue, 0, 0, 0, sum(done), 0, NULL FROM ({DONE_LAST_HOUR}) AS done
             GROUP BY queue
         ) AS counts
         GROUP BY queue

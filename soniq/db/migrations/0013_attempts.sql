@@ -36,6 +36,16 @@ CREATE TABLE {schema}.job_done_counts (
     done   integer     NOT NULL
 ) PARTITION BY RANGE (minute);
 CREATE INDEX job_done_counts_minute_idx ON {schema}.job_done_counts USING brin (minute);
+-- The same counts summed per queue and minute once the minute is over (by the workers'
+-- retention service, a few minutes behind): what is read for every minute summed here, so
+-- "done in the last hour" reads at most 60 rows per queue and the few minutes' batches
+-- not summed yet, however many jobs finished.
+CREATE TABLE {schema}.job_done_minutes (
+    minute timestamptz NOT NULL,
+    queue  text        NOT NULL,
+    done   bigint      NOT NULL,
+    PRIMARY KEY (minute, queue)
+) PARTITION BY RANGE (minute);
 
 -- What the console's overview counts per queue, and what list_jobs(queue=..., task_name=...)
 -- walks newest first: dead letters are written rarely, and a job waits in job_scheduled
@@ -44,7 +54,7 @@ CREATE INDEX job_dead_queue_idx ON {schema}.job_dead (queue, id);
 CREATE INDEX job_dead_task_idx ON {schema}.job_dead (task_name, id);
 CREATE INDEX job_scheduled_queue_idx ON {schema}.job_scheduled (queue, id);
 
--- The day tables kept by retention: job_history's, job_attempts' and job_done_counts'.
+-- The day tables kept by retention: job_history's, job_attempts' and the done counts'.
 CREATE OR REPLACE FUNCTION {schema}.add_history_days(first date, days integer) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -55,7 +65,8 @@ DECLARE
 BEGIN
     FOR i IN 0..days - 1 LOOP
         day := first + i;
-        FOREACH parent IN ARRAY ARRAY['job_history', 'job_attempts', 'job_done_counts'] LOOP
+        FOREACH parent IN ARRAY ARRAY['job_history', 'job_attempts', 'job_done_counts',
+                                      'job_done_minutes'] LOOP
             name := parent || '_' || to_char(day, 'YYYYMMDD');
             CONTINUE WHEN to_regclass(format('{schema}.%I', name)) IS NOT NULL;
             EXECUTE format('CREATE TABLE {schema}.%I (LIKE {schema}.%I INCLUDING DEFAULTS
@@ -79,8 +90,9 @@ BEGIN
     FOR part IN
         SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
         WHERE i.inhparent IN ('{schema}.job_history'::regclass, '{schema}.job_attempts'::regclass,
-                              '{schema}.job_done_counts'::regclass)
-          AND c.relname ~ '^job_(history|attempts|done_counts)_[0-9]{8}$'
+                              '{schema}.job_done_counts'::regclass,
+                              '{schema}.job_done_minutes'::regclass)
+          AND c.relname ~ '^job_(history|attempts|done_counts|done_minutes)_[0-9]{8}$'
           AND (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC'
               <= cutoff
         ORDER BY right(c.relname, 8), c.relname
