@@ -10,6 +10,7 @@ import asyncpg
 from soniq import Soniq
 from soniq.db.jobs import JobStore
 from soniq.job import Claim, Outcome
+from tests.helpers import start_worker, stop_worker, wait_until
 
 
 async def test_done_last_hour_counts_each_job_workers_finished_once_per_queue(
@@ -80,3 +81,17 @@ async def test_minutes_that_are_over_are_summed_once_and_read_in_place_of_their_
     assert after == before
     chart = {t.minutes_ago: t.done for t in await store.browse.throughput(db)}
     assert chart == {m: 12 for m in range(10)}
+
+
+async def test_a_running_worker_sums_the_minutes_that_are_over(
+    app: Soniq, db: asyncpg.Connection, schema: str
+) -> None:
+    await db.execute(
+        f"""INSERT INTO {schema}.job_done_counts
+            VALUES (date_trunc('minute', now()) - interval '5 minutes', 'mail', 4),
+                   (date_trunc('minute', now()) - interval '5 minutes', 'mail', 3)"""
+    )
+    worker = start_worker(app)
+    rows = await wait_until(lambda: db.fetch(f"SELECT queue, done FROM {schema}.job_done_minutes"))
+    await stop_worker(worker)
+    assert [(r["queue"], r["done"]) for r in rows] == [("mail", 7)]
