@@ -7,8 +7,8 @@
 --
 -- Written by the statement that records the attempt's outcome (completer, drain, rescuer),
 -- fenced like it, so an attempt row exists exactly when its outcome was recorded. A success
--- writes no row: the job's own row says how its last attempt ended, and the queue's hot path
--- stays one table wide.
+-- writes no attempt row (the job's own row says how its last attempt ended): the success
+-- path's only new write is one count row per queue and batch, below.
 --
 -- One partition per UTC day of finished_at, kept and dropped with job_history's days
 -- (add_history_days, drop_history_before), so retention drops a whole day here too.
@@ -29,7 +29,7 @@ CREATE INDEX job_attempts_job_idx ON {schema}.job_attempts (job_id, attempt);
 -- completer's batch): what `soniq status` sums for "done in the last hour" and the
 -- console charts, reading one row per batch instead of one per job. Append-only (a counter
 -- updated in place would leave a dead version per batch behind a pinned xmin horizon);
--- BRIN, because rows arrive in minute order and the index must cost the batch nothing.
+-- BRIN, because rows arrive in minute order and the index should cost the batch ~nothing.
 CREATE TABLE {schema}.job_done_counts (
     minute timestamptz NOT NULL,
     queue  text        NOT NULL,
