@@ -6,8 +6,10 @@ beside its claim loop, all assembled here and all on one lifecycle (start, stop,
 - :class:`Notifier`: LISTEN connection that wakes the claim loop and cancels running jobs
   on request;
 - :class:`Completer`: writes outcomes in batches, fenced by claim token;
-- :class:`Maintenance`: renews this worker's leases (the heartbeat is here), rescues jobs
-  whose lease expired on any worker, and prunes old finished jobs;
+- :class:`Maintenance`: renews this worker's leases (the heartbeat is here) and rescues
+  jobs whose lease expired on any worker;
+- :class:`Retention`: drops history, attempts and dead letters past their retention (apart
+  from the heartbeat, which never waits on it);
 - :class:`Presence`: this worker's row in the workers table;
 - :class:`Promoter`: moves scheduled jobs into the live ring as they fall due;
 - :class:`Recycler`: truncates the live ring's drained partitions;
@@ -48,6 +50,7 @@ from soniq.worker.notifier import Notifier
 from soniq.worker.presence import Presence
 from soniq.worker.promoter import Promoter
 from soniq.worker.recycler import Recycler
+from soniq.worker.retention import Retention
 from soniq.worker.scheduler import Scheduler
 from soniq.worker.service import Service
 from soniq.worker.signals import handle_signals
@@ -115,9 +118,13 @@ class Worker:
                 pool,
                 store,
                 lease=config.lease,
+                renew=self._renew_leases,
+            ),
+            Retention(
+                pool,
+                store,
                 done_retention=app_settings.done_retention,
                 dead_retention=app_settings.dead_retention,
-                renew=self._renew_leases,
             ),
             Presence(
                 WorkerStore(store.schema),
