@@ -297,5 +297,9 @@ def resolve_ref(ref: object, current: str, known: set[str]) -> tuple[str, str]:
     if target == ".." or target.startswith("../"):
         raise ValueError(f"$ref {ref!r} leaves the contract directory")
     if target not in known:
-        raise ValueError(f"$ref {ref!r} names {target!r}, which is not a contract file")
+        if target.endswith((".yaml", ".yml", ".json")):
+            raise ValueError(f"$ref {ref!r} names {target!r}, which does not exist")
+        raise ValueError(
+            f"$ref {ref!r} names {target!r}, which is not a contract file (*.yaml, *.yml, *.json)"
+        )
     return target, pointer

@@ -14,23 +14,29 @@ from ._types import Date, Uri
 
 class Address(ContractModel):
     model_config = ConfigDict(
+        extra="allow",
         populate_by_name=True,
     )
     line1: Annotated[StrictStr, Field(min_length=1)]
     city: Annotated[
-        StrictStr | None, Field(json_schema_extra={"x-soniq-not-null": True})
+        StrictStr | None,
+        Field(json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True}),
     ] = None
     country: Annotated[StrictStr, Field(pattern="^[A-Z]{2}$")]
 
 
 class NotifyCustomerArgs(ContractModel):
     model_config = ConfigDict(
+        extra="allow",
         populate_by_name=True,
     )
     address: Address
-    billing_address: Address | None = None
+    billing_address: Annotated[
+        Address | None, Field(json_schema_extra={"x-soniq-optional": True})
+    ] = None
     sent_on: Annotated[
-        Date | None, Field(json_schema_extra={"x-soniq-not-null": True})
+        Date | None,
+        Field(json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True}),
     ] = None
 
 
@@ -51,12 +57,17 @@ Tag = Annotated[StrictStr, Field(max_length=20)]
 
 class ShipOrderArgsOptions(ContractModel):
     model_config = ConfigDict(
+        extra="allow",
         populate_by_name=True,
     )
     signature: Annotated[
-        StrictBool | None, Field(json_schema_extra={"x-soniq-not-null": True})
+        StrictBool | None,
+        Field(json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True}),
     ] = None
-    window: Literal["morning", "evening"] | None = None
+    window: Annotated[
+        Literal["morning", "evening"] | None,
+        Field(json_schema_extra={"x-soniq-optional": True}),
+    ] = None
 
 
 class ShipOrderArgs(ContractModel):
@@ -76,22 +87,36 @@ class ShipOrderArgs(ContractModel):
     """
     class_: Annotated[
         Literal["express"] | None,
-        Field(alias="class", json_schema_extra={"x-soniq-not-null": True}),
+        Field(
+            alias="class",
+            json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True},
+        ),
     ] = None
     to: Address
-    bill_to: Address | None = None
+    bill_to: Annotated[
+        Address | None, Field(json_schema_extra={"x-soniq-optional": True})
+    ] = None
     parcels: Annotated[list[Parcel], Field(min_length=1)]
     labels: Annotated[
-        list[Label] | None, Field(json_schema_extra={"x-soniq-not-null": True})
+        list[Label] | None,
+        Field(json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True}),
     ] = None
     tags: Annotated[
-        list[Tag] | None, Field(json_schema_extra={"x-soniq-not-null": True})
+        list[Tag] | None,
+        Field(json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True}),
     ] = None
-    tracking_url: Uri | None = None
+    tracking_url: Annotated[
+        Uri | None, Field(json_schema_extra={"x-soniq-optional": True})
+    ] = None
     ratio: Annotated[
         StrictFloat | None,
-        Field(ge=0.0, json_schema_extra={"x-soniq-not-null": True}, le=1.0),
+        Field(
+            ge=0.0,
+            json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True},
+            le=1.0,
+        ),
     ] = None
     options: Annotated[
-        ShipOrderArgsOptions | None, Field(json_schema_extra={"x-soniq-not-null": True})
+        ShipOrderArgsOptions | None,
+        Field(json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True}),
     ] = None
