@@ -126,7 +126,8 @@ CASES = [
          "/properties/p/default", "default-changed"),
     # The keywords checked as data.
     Case("min-properties-tightened", p({"type": "object"}),
-         p({"type": "object", "minProperties": 1}), BWD, "/properties/p/minProperties", "min-properties-loosened", old_only={"p": {}}),
+         p({"type": "object", "minProperties": 1}), BWD, "/properties/p/minProperties",
+         "min-properties-loosened", old_only={"p": {}}),
     Case("max-properties-tightened", p({"type": "object", "maxProperties": 2}),
          p({"type": "object", "maxProperties": 1}), BWD, "/properties/p/maxProperties",
          "max-properties-loosened", old_only={"p": {"a": 1, "b": 2}}),
