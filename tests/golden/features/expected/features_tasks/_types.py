@@ -52,8 +52,9 @@ def _uuid(value: Any) -> Any:
 def _email(value: str) -> str:
     # pydantic's check, through the email-validator package (a dependency of the
     # generated package only when a contract uses this format); a "Name <address>"
-    # form is not an address. The value is kept as written, not normalised.
-    if "<" in value or ">" in value:
+    # form is not an address, nor are surrounding spaces (pydantic strips them). The
+    # value is kept as written, not normalised.
+    if "<" in value or ">" in value or value != value.strip():
         raise ValueError("expected an email address")
     validate_email(value)
     return value
