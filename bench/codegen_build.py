@@ -1,5 +1,8 @@
 """Benchmark: build 200 task contracts in a cold process, then a no-change rebuild.
 
+Every contract uses plain keywords and the ones checked as data: a discriminated ``oneOf``,
+an ``anyOf`` of scalars, ``multipleOf``, ``uniqueItems``, ``dependentRequired``.
+
 Run with ``python bench/codegen_build.py``; prints both wall-clock times in seconds.
 """
 
@@ -14,6 +17,15 @@ from pathlib import Path
 import yaml
 
 COUNT = 200
+
+
+def _variant(method: str, field: str) -> dict[str, object]:
+    return {
+        "type": "object",
+        "properties": {"method": {"const": method}, field: {"type": "string"}},
+        "required": ["method", field],
+        "additionalProperties": False,
+    }
 
 
 def write_contracts(root: Path) -> None:
@@ -52,7 +64,12 @@ def write_contracts(root: Path) -> None:
                         "type": "object",
                         "properties": {"city": {"type": "string"}, "zip": {"type": "string"}},
                     },
+                    "delivery": {"oneOf": [_variant("email", "to"), _variant("post", "street")]},
+                    "reference": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                    "step": {"type": "number", "multipleOf": 0.5},
+                    "labels": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
                 },
+                "dependentRequired": {"step": ["reference"]},
                 "required": ["order_id", "amount"],
                 "additionalProperties": False,
             },

@@ -65,7 +65,7 @@ def check_contracts(root: Path) -> ContractSet:
     for task in tasks:
         task.fingerprint = fingerprint(tree, task)
     ordered = sorted(tasks, key=lambda t: t.task)
-    rules = {name: document(node) for name, node in sorted(lowering.rules.items())}
+    rules = {name: document(node, exact) for name, (node, exact) in sorted(lowering.rules.items())}
     return ContractSet(files, ordered, tree, lowering.defs, lowering.formats, rules)
 
 

@@ -64,8 +64,9 @@ class Lowering:
         self.problems: list[Problem] = []
         self.defs: dict[str, dict[str, Any]] = {}
         self.formats: set[str] = set()
-        #: Class name -> the schema node whose rules the class checks as data.
-        self.rules: dict[str, SchemaNode] = {}
+        #: Class name -> the schema node whose rules the class checks as data, and the
+        #: properties whose field types are exact (their rules need no checking).
+        self.rules: dict[str, tuple[SchemaNode, frozenset[str]]] = {}
         self._checked = False
         self._defined: set[tuple[str, str]] = set()
         self._invalid: set[tuple[str, str]] = set()
@@ -411,12 +412,16 @@ class Lowering:
         outer, self._checked = self._checked, keywords.checked(data) or not isinstance(extra, bool)
         self._checked = self._checked or any(r not in props for r in required)
         fields: dict[str, Any] = {}
+        exact: set[str] = set()  # fields whose type alone is exact: their rules go unchecked
         for prop in props:
+            checked, self._checked = self._checked, False
             field = self._field(node.properties[prop], prop, name, prop in required)
             if field is not None:
                 fields[prop] = field
+                exact.update([] if self._checked else [prop])
+            self._checked = checked or self._checked
         if self._checked:
-            self.rules[name] = node
+            self.rules[name] = (node, frozenset(exact))
         self._checked = outer
         out: dict[str, Any] = {"type": "object", "properties": fields}
         if any(p in required for p in props):

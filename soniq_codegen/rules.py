@@ -61,10 +61,24 @@ class _Document:
         return self.names[key]
 
 
-def document(node: SchemaNode) -> Any:
-    """The schema of ``node`` as one self-contained JSON Schema document."""
+def document(node: SchemaNode, exact: frozenset[str] = frozenset()) -> Any:
+    """The schema of ``node`` as one self-contained JSON Schema document.
+
+    The root's ``exact`` properties are left out: their field types already accept exactly
+    what their schemas do, and the model checks its rules after its fields. (Their names
+    stay where ``additionalProperties`` needs them; ``additionalProperties: false`` alone is
+    the model's own ``extra="forbid"``.)
+    """
     builder = _Document()
     root = builder.schema(node)
+    if exact and isinstance(root, dict) and isinstance(root.get("properties"), dict):
+        properties = root["properties"]
+        extra = root.get("additionalProperties", True)
+        if extra is True or (extra is False and "patternProperties" not in root):
+            root.pop("additionalProperties", None)
+            root["properties"] = {k: v for k, v in properties.items() if k not in exact}
+        else:
+            root["properties"] = {k: True if k in exact else v for k, v in properties.items()}
     if builder.defs:
         if not isinstance(root, dict):
             raise ValueError("a boolean schema has no references")

@@ -93,7 +93,7 @@ class PostDelivery(RuledModel):
     method: Literal["post"]
     lines: list[Line]
     postcode: Annotated[StrictStr, Field(pattern="^[0-9A-Z][0-9A-Z -]{2,9}$")]
-    __contract__: ClassVar[str] = "{\"additionalProperties\":false,\"properties\":{\"lines\":{\"items\":{\"minLength\":1,\"type\":\"string\"},\"maxItems\":5,\"minItems\":2,\"type\":\"array\",\"uniqueItems\":true},\"method\":{\"const\":\"post\"},\"postcode\":{\"pattern\":\"^[0-9A-Z][0-9A-Z -]{2,9}$\",\"type\":\"string\"}},\"required\":[\"method\",\"lines\",\"postcode\"],\"type\":\"object\"}"
+    __contract__: ClassVar[str] = "{\"properties\":{\"lines\":{\"items\":{\"minLength\":1,\"type\":\"string\"},\"maxItems\":5,\"minItems\":2,\"type\":\"array\",\"uniqueItems\":true}},\"required\":[\"method\",\"lines\",\"postcode\"],\"type\":\"object\"}"
 
 
 class RefundPaymentArgs(ContractModel):
