@@ -28,7 +28,8 @@ from soniq_codegen.unions import discriminator
 
 #: Marks a field that may be left out but not set to null; the generated ``_base`` reads it.
 NOT_NULL = "x-soniq-not-null"
-#: Marks a field that may be left out and has no default: left out of dumps while unset.
+#: Marks a nullable field that may be left out and has no default: left out of dumps while
+#: unset (as a :data:`NOT_NULL` field is).
 OPTIONAL = "x-soniq-optional"
 #: Names the generated modules bind themselves; a contract class may not take them.
 RESERVED = frozenset(
@@ -447,8 +448,6 @@ class Lowering:
         schema, nullable = lowered
         if required:
             schema.pop("default", None)
-        elif "default" not in schema:
-            schema[OPTIONAL] = True
-            if not nullable:
-                schema[NOT_NULL] = True
+        elif "default" not in schema:  # not-null fields are optional ones too
+            schema[OPTIONAL if nullable else NOT_NULL] = True
         return schema

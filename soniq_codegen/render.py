@@ -151,39 +151,23 @@ def _models(contracts: ContractSet, pkg: str) -> str:
     # Relative imports keep the package relocatable and put them in isort's last section.
     text = text.replace(f"from {pkg}._types import", "from ._types import")
     text = text.replace(f"from {pkg}._base import", "from ._base import")
-    return _fix_header(_with_rules(_root_models_as_aliases(text), contracts.rules))
+    return _fix_header(_rewrite_classes(text, contracts.rules))
 
 
-def _with_rules(text: str, rules: dict[str, Any]) -> str:
-    """Classes with rules become ``RuledModel``s carrying their schema as a JSON literal."""
-    if not rules:
-        return text
-    lines = text.split("\n")
-    for node in reversed(ast.parse(text).body):
-        if isinstance(node, ast.ClassDef) and node.name in rules and node.end_lineno:
-            literal = py_str(canonical_json(rules[node.name]))
-            lines.insert(node.end_lineno, f"    __contract__: ClassVar[str] = {literal}")
-            lines[node.lineno - 1] = lines[node.lineno - 1].replace(
-                "(ContractModel)", "(RuledModel)"
-            )
-    imports = "from typing import ClassVar\nfrom ._rules import RuledModel\n"
-    return "\n".join(lines).replace(
-        "from __future__ import annotations\n", "from __future__ import annotations\n" + imports, 1
-    )
+def _rewrite_classes(text: str, rules: dict[str, Any]) -> str:
+    """Root models become aliases; classes with rules become ``RuledModel``s carrying their
+    schema as a JSON literal.
 
-
-def _root_models_as_aliases(text: str) -> str:
-    """Turn ``class Tag(RootModel[str]): root: Annotated[...]`` into ``Tag = Annotated[...]``.
-
-    The generator wraps constrained array items in root models; as plain aliases the items
-    validate the same but reach handlers as plain values (``list[str]``, not ``list[Tag]``).
+    The generator wraps constrained array items in root models (``class Tag(RootModel[str]):
+    root: Annotated[...]``); as plain aliases (``Tag = Annotated[...]``) the items validate
+    the same but reach handlers as plain values (``list[str]``, not ``list[Tag]``).
     """
     lines = text.split("\n")
-    tree = ast.parse(text)
-    for node in reversed(tree.body):
-        if not (
-            isinstance(node, ast.ClassDef)
-            and len(node.bases) == 1
+    for node in reversed(ast.parse(text).body):
+        if not isinstance(node, ast.ClassDef) or node.end_lineno is None:
+            continue
+        if (
+            len(node.bases) == 1
             and isinstance(node.bases[0], ast.Subscript)
             and isinstance(node.bases[0].value, ast.Name)
             and node.bases[0].value.id == "RootModel"
@@ -191,12 +175,21 @@ def _root_models_as_aliases(text: str) -> str:
             and isinstance(node.body[0], ast.AnnAssign)
             and node.body[0].value is None
         ):
-            continue
-        annotation = ast.get_source_segment(text, node.body[0].annotation)
-        if annotation is None or node.end_lineno is None:
-            continue
-        lines[node.lineno - 1 : node.end_lineno] = [f"{node.name} = {annotation}"]
-    return "\n".join(lines)
+            annotation = ast.get_source_segment(text, node.body[0].annotation)
+            if annotation is not None:
+                lines[node.lineno - 1 : node.end_lineno] = [f"{node.name} = {annotation}"]
+        elif node.name in rules:
+            literal = py_str(canonical_json(rules[node.name]))
+            lines.insert(node.end_lineno, f"    __contract__: ClassVar[str] = {literal}")
+            lines[node.lineno - 1] = lines[node.lineno - 1].replace(
+                "(ContractModel)", "(RuledModel)"
+            )
+    text = "\n".join(lines)
+    if rules:
+        future = "from __future__ import annotations\n"
+        imports = "from typing import ClassVar\nfrom ._rules import RuledModel\n"
+        text = text.replace(future, future + imports, 1)
+    return text
 
 
 def _fix_header(text: str) -> str:
@@ -205,7 +198,8 @@ def _fix_header(text: str) -> str:
     imports = [node for node in tree.body if isinstance(node, ast.ImportFrom)]
     lines = text.split("\n")
     body = "\n".join(lines[max(node.end_lineno or 0 for node in imports) :]).strip("\n")
-    used = {n.id for n in ast.walk(ast.parse(body)) if isinstance(n, ast.Name)}
+    declarations = [node for node in tree.body if not isinstance(node, ast.ImportFrom)]
+    used = {n.id for d in declarations for n in ast.walk(d) if isinstance(n, ast.Name)}
     groups: tuple[dict[str, list[str]], ...] = ({}, {}, {})  # stdlib, third party, local
     for node in imports:
         module = "." * node.level + (node.module or "")

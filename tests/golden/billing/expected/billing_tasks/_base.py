@@ -59,8 +59,10 @@ class ContractModel(BaseModel):
         if isinstance(data, dict):
             unset = type(self).model_fields.keys() - self.model_fields_set
             for name, field in type(self).model_fields.items():
-                if (_marked(field, OPTIONAL) and name in unset) or (
-                    _marked(field, NOT_NULL) and getattr(self, name) is None
-                ):
+                not_null = _marked(field, NOT_NULL)
+                unset_optional = name in unset and (
+                    not_null or _marked(field, OPTIONAL)
+                )
+                if unset_optional or (not_null and getattr(self, name) is None):
                     data.pop(field.alias or name if by_alias else name, None)
         return data

@@ -29,10 +29,7 @@ class CancelSubscriptionArgs(ContractModel):
     immediately: StrictBool = False
     feedback_tags: Annotated[
         list[FeedbackTag] | None,
-        Field(
-            json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True},
-            max_length=10,
-        ),
+        Field(json_schema_extra={"x-soniq-not-null": True}, max_length=10),
     ] = None
 
 
@@ -109,8 +106,7 @@ class RefundPaymentArgs(ContractModel):
     amount: Money
     reason: Literal["duplicate", "fraudulent", "requested_by_customer"]
     requested_at: Annotated[
-        DateTime | None,
-        Field(json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True}),
+        DateTime | None, Field(json_schema_extra={"x-soniq-not-null": True})
     ] = None
 
 
@@ -133,8 +129,7 @@ class SendInvoiceArgs(ContractModel):
     """
     amount: Money
     due_at: Annotated[
-        DateTime | None,
-        Field(json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True}),
+        DateTime | None, Field(json_schema_extra={"x-soniq-not-null": True})
     ] = None
     """
     When payment is due; defaults to the billing terms.

@@ -19,8 +19,7 @@ class Address(ContractModel):
     )
     line1: Annotated[StrictStr, Field(min_length=1)]
     city: Annotated[
-        StrictStr | None,
-        Field(json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True}),
+        StrictStr | None, Field(json_schema_extra={"x-soniq-not-null": True})
     ] = None
     country: Annotated[StrictStr, Field(pattern="^[A-Z]{2}$")]
 
@@ -35,8 +34,7 @@ class NotifyCustomerArgs(ContractModel):
         Address | None, Field(json_schema_extra={"x-soniq-optional": True})
     ] = None
     sent_on: Annotated[
-        Date | None,
-        Field(json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True}),
+        Date | None, Field(json_schema_extra={"x-soniq-not-null": True})
     ] = None
 
 
@@ -61,8 +59,7 @@ class ShipOrderArgsOptions(ContractModel):
         populate_by_name=True,
     )
     signature: Annotated[
-        StrictBool | None,
-        Field(json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True}),
+        StrictBool | None, Field(json_schema_extra={"x-soniq-not-null": True})
     ] = None
     window: Annotated[
         Literal["morning", "evening"] | None,
@@ -87,10 +84,7 @@ class ShipOrderArgs(ContractModel):
     """
     class_: Annotated[
         Literal["express"] | None,
-        Field(
-            alias="class",
-            json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True},
-        ),
+        Field(alias="class", json_schema_extra={"x-soniq-not-null": True}),
     ] = None
     to: Address
     bill_to: Annotated[
@@ -98,25 +92,18 @@ class ShipOrderArgs(ContractModel):
     ] = None
     parcels: Annotated[list[Parcel], Field(min_length=1)]
     labels: Annotated[
-        list[Label] | None,
-        Field(json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True}),
+        list[Label] | None, Field(json_schema_extra={"x-soniq-not-null": True})
     ] = None
     tags: Annotated[
-        list[Tag] | None,
-        Field(json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True}),
+        list[Tag] | None, Field(json_schema_extra={"x-soniq-not-null": True})
     ] = None
     tracking_url: Annotated[
         Uri | None, Field(json_schema_extra={"x-soniq-optional": True})
     ] = None
     ratio: Annotated[
         StrictFloat | None,
-        Field(
-            ge=0.0,
-            json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True},
-            le=1.0,
-        ),
+        Field(ge=0.0, json_schema_extra={"x-soniq-not-null": True}, le=1.0),
     ] = None
     options: Annotated[
-        ShipOrderArgsOptions | None,
-        Field(json_schema_extra={"x-soniq-optional": True, "x-soniq-not-null": True}),
+        ShipOrderArgsOptions | None, Field(json_schema_extra={"x-soniq-not-null": True})
     ] = None
