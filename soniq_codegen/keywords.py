@@ -159,21 +159,14 @@ def beside_ref(data: dict[str, Any]) -> Issue | None:
     )
 
 
-def nullable_option(data: dict[str, Any]) -> int | Issue:
-    """The index of ``X`` in ``anyOf: [X, {type: null}]``, the one ``anyOf`` supported."""
+def nullable_option(data: dict[str, Any]) -> int | None:
+    """The index of ``X`` in ``anyOf: [X, {type: null}]`` (the nullable form, a plain type
+    or null), None for any other ``anyOf``."""
     options = data["anyOf"]
-    nulls = (
-        [i for i, o in enumerate(options) if o == {"type": "null"}]
-        if isinstance(options, list)
-        else []
-    )
-    if not isinstance(options, list) or len(options) != 2 or len(nulls) != 1:
-        return Issue(
-            "anyOf",
-            "anyOf is supported only as [<schema>, {type: 'null'}]",
-            "unions are not supported; use one schema, optionally nullable",
-        )
-    return 1 - nulls[0]
+    if not isinstance(options, list) or len(options) != 2:
+        return None
+    nulls = [i for i, o in enumerate(options) if o == {"type": "null"}]
+    return 1 - nulls[0] if len(nulls) == 1 else None
 
 
 def kind(data: dict[str, Any]) -> tuple[str, bool] | Issue:

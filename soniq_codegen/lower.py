@@ -4,7 +4,9 @@ The intermediate schema is what datamodel-code-generator sees: every object is a
 of ``$defs`` (one class, however many tasks reference it), string formats point at the
 package's own strict types, and nothing of the source layout (file names, key order of shared
 files, ``$ref`` spelling) is left in it, so the generated code depends only on the contracts'
-meaning. Every schema is checked against the supported subset (:mod:`keywords`) on the way.
+meaning. Every schema is checked against the supported language (:mod:`keywords`) on the
+way. What no pydantic type states exactly lowers to the closest wider type, and the class
+it is in is recorded in :attr:`Lowering.rules` to check its schema as data.
 """
 
 from __future__ import annotations
@@ -148,8 +150,9 @@ class Lowering:
             return None
         if "$ref" in data:
             return self._ref(node, hint)
-        if set(data) - ANNOTATIONS == {"anyOf"} and isinstance(keywords.nullable_option(data), int):
-            return self._nullable(node, hint)
+        index = keywords.nullable_option(data) if set(data) - ANNOTATIONS == {"anyOf"} else None
+        if index is not None:
+            return self._nullable(node, index, hint)
         if keywords.checked(data):
             return self._checked_schema(node, hint)
         kind = keywords.kind(data)
@@ -240,12 +243,8 @@ class Lowering:
         self._checked = self._checked or key == "oneOf"
         return {"anyOf": options}, nullable
 
-    def _nullable(self, node: SchemaNode, hint: str) -> Lowered:
-        """``anyOf: [X, {type: null}]``: X or null."""
-        index = keywords.nullable_option(node.data)
-        if isinstance(index, Issue):
-            self._issue(node, index)
-            return None
+    def _nullable(self, node: SchemaNode, index: int, hint: str) -> Lowered:
+        """``anyOf: [X, {type: null}]``: X (at ``index``) or null."""
         lowered = self._schema(node.any_of[index], hint)
         if lowered is None:
             return None
