@@ -359,4 +359,40 @@ def unchecked(node: SchemaNode) -> list[tuple[SchemaNode, Issue]]:
         found.extend((current, issue) for issue in issues)
         stack.extend([current.target] if current.target is not None else [])
         stack.extend(current.subs.values())
+    if not found:
+        found.extend((at, LOOP) for at in _loops(node))
     return found
+
+
+#: Keywords whose schemas apply to the value itself, not to a part of it.
+_IN_PLACE = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas"})
+LOOP = Issue(
+    "$ref",
+    "$ref comes back to a schema it is part of without going into a property or item",
+    "checking it would never end; refer to a schema from inside its properties or items",
+)
+
+
+def _loops(node: SchemaNode) -> list[SchemaNode]:
+    """The ``$ref``s that close a loop of schemas applying to the same value."""
+    done: set[int] = set()
+    closing: list[SchemaNode] = []
+
+    def visit(current: SchemaNode, path: set[int], via: SchemaNode) -> None:
+        if id(current) in path:
+            closing.append(via)  # the schema whose $ref (or applicator) closes the loop
+            return
+        if id(current) in done:
+            return
+        done.add(id(current))
+        path.add(id(current))
+        in_place = [s for p, s in current.subs.items() if p[0] in _IN_PLACE]
+        for sub in ([current.target] if current.target is not None else []) + in_place:
+            visit(sub, path, current)
+        path.discard(id(current))
+        for key, sub in current.subs.items():  # a part of the value starts a new path
+            if key[0] not in _IN_PLACE:
+                visit(sub, set(), current)
+
+    visit(node, set(), node)
+    return closing

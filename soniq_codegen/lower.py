@@ -25,7 +25,7 @@ from soniq_codegen.keywords import (
 from soniq_codegen.load import join_pointer, split_pointer
 from soniq_codegen.problem import Problem
 from soniq_codegen.source import clean_text
-from soniq_codegen.tree import SchemaNode, SchemaTree
+from soniq_codegen.tree import SchemaNode, SchemaTree, all_of_branches
 from soniq_codegen.unions import discriminator
 
 #: Marks a field that may be left out but not set to null; the generated ``_base`` reads it.
@@ -198,6 +198,8 @@ class Lowering:
         if len(branches) == 1 and set(data) - ANNOTATIONS == set(branches):
             return self._union(node, branches[0], hint)
         types = keywords.json_types(data)
+        for branch in all_of_branches(node):  # allOf: what every branch allows
+            types &= keywords.json_types(branch.data)
         nullable = "null" in types
         if types - {"null"} == {"object"} and "enum" not in data and "const" not in data:
             return self._object(node, hint, nullable), nullable
@@ -395,27 +397,19 @@ class Lowering:
 
     def _class(self, node: SchemaNode, data: dict[str, Any], name: str) -> dict[str, Any]:
         """The intermediate schema of class ``name``: fields, required ones, openness, doc."""
-        props = data.get("properties", {})
-        required = data.get("required", [])
+        props = dict(node.properties)  # with the properties of allOf's object branches
+        required = set(data.get("required", []))
+        for branch in all_of_branches(node):
+            props.update({k: v for k, v in branch.properties.items() if k not in props})
+            required.update(branch.data.get("required", []))
         extra = data.get("additionalProperties", True)
-        if not isinstance(props, dict):
-            self._problem(
-                node,
-                "properties",
-                "properties must be a mapping",
-                "map each property name to its schema",
-            )
-            props = {}
-        if not isinstance(required, list):
-            self._problem(node, "required", "required must be a list", "list property names")
-            required = []
         outer, self._checked = self._checked, keywords.checked(data) or not isinstance(extra, bool)
-        self._checked = self._checked or any(r not in props for r in required)
+        self._checked = self._checked or bool(required - props.keys())
         fields: dict[str, Any] = {}
         exact: set[str] = set()  # fields whose type alone is exact: their rules go unchecked
         for prop in props:
             checked, self._checked = self._checked, False
-            field = self._field(node.properties[prop], prop, name, prop in required)
+            field = self._field(props[prop], prop, name, prop in required)
             if field is not None:
                 fields[prop] = field
                 exact.update([] if self._checked else [prop])

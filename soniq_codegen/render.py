@@ -164,6 +164,9 @@ def _rewrite_classes(text: str, rules: dict[str, Any]) -> str:
     """
     lines = text.split("\n")
     for node in reversed(ast.parse(text).body):
+        if _is_model_rebuild(node) and node.end_lineno is not None:
+            # A class that refers to itself: pydantic completes it at first use anyway.
+            del lines[node.lineno - 1 : node.end_lineno]
         if not isinstance(node, ast.ClassDef) or node.end_lineno is None:
             continue
         if (
@@ -190,6 +193,16 @@ def _rewrite_classes(text: str, rules: dict[str, Any]) -> str:
         imports = "from typing import ClassVar\nfrom ._rules import RuledModel\n"
         text = text.replace(future, future + imports, 1)
     return text
+
+
+def _is_model_rebuild(node: ast.stmt) -> bool:
+    """``Name.model_rebuild()``, which the generator writes after self-referring classes."""
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Attribute)
+        and node.value.func.attr == "model_rebuild"
+    )
 
 
 def _fix_header(text: str) -> str:

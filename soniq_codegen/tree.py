@@ -16,6 +16,7 @@ from soniq_codegen.load import SourceFile, get_pointer, join_pointer, resolve_re
 ONE_SCHEMA = ("items", "contains", "not", "if", "then", "else", "additionalProperties")
 SCHEMA_LIST = ("prefixItems", "allOf", "anyOf", "oneOf")
 SCHEMA_MAP = ("properties", "patternProperties", "dependentSchemas")
+_REF_ALONE = frozenset({"$ref", "title", "description", "examples", "$comment"})
 REF_HINT = (
     "use a relative path inside the contract directory, "
     "e.g. common/money.yaml or common/defs.yaml#/$defs/Money"
@@ -142,4 +143,27 @@ def _sub_schemas(data: dict[str, Any]) -> list[tuple[tuple[str, ...], Any]]:
     for key in SCHEMA_MAP:
         if isinstance(data.get(key), dict):
             found.extend(((key, name), sub) for name, sub in data[key].items())
+    return found
+
+
+def all_of_branches(node: SchemaNode) -> list[SchemaNode]:
+    """The mapping schemas in ``node``'s ``allOf`` (through ``$ref``s written alone, and
+    nested ``allOf``s): all their keywords apply to ``node``'s value too."""
+    found: list[SchemaNode] = []
+    seen = {(node.file, node.pointer)}
+    stack = [node]
+    while stack:
+        for path, sub in stack.pop().subs.items():
+            if path[0] != "allOf":
+                continue
+            followed = {(sub.file, sub.pointer)}
+            while isinstance(sub.data, dict) and set(sub.data) <= _REF_ALONE and sub.target:
+                sub = sub.target
+                if (sub.file, sub.pointer) in followed:
+                    break  # a $ref cycle: nothing but references
+                followed.add((sub.file, sub.pointer))
+            if isinstance(sub.data, dict) and (sub.file, sub.pointer) not in seen:
+                seen.add((sub.file, sub.pointer))
+                found.append(sub)
+                stack.append(sub)
     return found

@@ -63,6 +63,21 @@ CONTRACTS: dict[str, Any] = {
             "additionalProperties": False,
         },
     },
+    "compose.yaml": {
+        "task": "lang.compose",
+        "args": {
+            "type": "object",
+            "properties": {
+                "item": {
+                    "allOf": [
+                        {"$ref": "node.yaml"},
+                        {"properties": {"label": STR}, "required": ["label"]},
+                    ]
+                }
+            },
+            "required": ["item"],
+        },
+    },
     "tree.yaml": {
         "task": "lang.tree",
         "args": {"type": "object", "properties": {"root": {"$ref": "node.yaml"}}},
@@ -173,6 +188,36 @@ def test_recursive_references_check_every_level(built: tuple[Path, Any]) -> None
     deep = {"root": {"value": 1, "children": [{"value": 2, "children": [{"value": "3"}]}]}}
     with pytest.raises(ValidationError, match="children/0/children/0/value: '3' is not of type"):
         model.model_validate(deep)
+
+
+def test_allof_of_objects_is_one_class_with_every_branch_s_fields(
+    built: tuple[Path, Any],
+) -> None:
+    pkg = built[1]
+    item_class = typing.get_type_hints(pkg.ComposeArgs)["item"]
+    assert {"value", "children", "label"} <= set(item_class.model_fields)
+    args = pkg.ComposeArgs.model_validate({"item": {"value": 1, "label": "a"}})
+    assert args.item.value == 1 and args.item.label == "a"
+    for missing in ({"value": 1}, {"label": "a"}):
+        with pytest.raises(ValidationError):
+            pkg.ComposeArgs.model_validate({"item": missing})
+
+
+@pytest.mark.parametrize(
+    "defs",
+    [
+        {"L": {"allOf": [{"$ref": "#/$defs/L"}]}},
+        {"L": {"$ref": "#/$defs/M"}, "M": {"not": {"$ref": "#/$defs/L"}}},
+    ],
+)
+def test_a_loop_that_never_reaches_a_property_or_item_is_refused(
+    tmp_path: Path, defs: dict[str, Any]
+) -> None:
+    task = {"task": "a.b", "$defs": defs, "args": {"type": "object", "properties": {}}}
+    task["args"]["properties"] = {"x": {"$ref": "#/$defs/L"}}
+    result = cli("validate", write_contracts(tmp_path, {"t.yaml": task}))
+    assert result.exit_code == 1, result.output
+    assert "comes back to a schema it is part of without going into a property" in result.output
 
 
 def test_a_package_declares_what_its_models_need(built: tuple[Path, Any], tmp_path: Path) -> None:
