@@ -115,7 +115,11 @@ class SchemaTree:
         try:
             file, pointer = resolve_ref(ref, node.file, self._known)
         except ValueError as exc:
-            node.unresolved = Unresolved(str(exc), REF_HINT)
+            root = self.files[node.file].data
+            hint = REF_HINT
+            if isinstance(root, dict) and "$id" in root:  # the author meant the $id's URI
+                hint = f"$ref resolves against the file, not against $id (not supported); {hint}"
+            node.unresolved = Unresolved(str(exc), hint)
             return
         data = self.files[file].data
         if data is None:

@@ -220,6 +220,15 @@ def test_a_loop_that_never_reaches_a_property_or_item_is_refused(
     assert "comes back to a schema it is part of without going into a property" in result.output
 
 
+def test_a_ref_meant_for_id_based_resolution_says_so(tmp_path: Path) -> None:
+    shared = {"$id": "https://example.com/base.json", "$ref": "int.json"}
+    task = {"task": "a.b", "args": {"type": "object", "properties": {"x": {"$ref": "s.json"}}}}
+    result = cli("validate", write_contracts(tmp_path, {"t.yaml": task, "s.json": shared}))
+    assert result.exit_code == 1
+    assert "s.json:" in result.output and "which does not exist" in result.output
+    assert "$ref resolves against the file, not against $id (not supported)" in result.output
+
+
 def test_a_package_declares_what_its_models_need(built: tuple[Path, Any], tmp_path: Path) -> None:
     out = built[0]
     pyproject = (out / "pyproject.toml").read_text("utf-8")
