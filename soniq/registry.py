@@ -44,6 +44,9 @@ class JobSpec:
     # No model and no named parameters, only ``**kwargs``: ``args_model`` would accept any
     # object unchanged, so the worker hands the parsed args over without it.
     raw_args: bool = False
+    # The handler takes ``**kwargs``: keys an open args model keeps beyond its fields are
+    # passed on; otherwise they stay in the stored job and the handler gets its fields only.
+    takes_extra_keys: bool = False
 
     @property
     def max_attempts(self) -> int:
@@ -203,6 +206,7 @@ def build_spec(
         result_model=result_model,
         backoff=task_backoff,
         raw_args=validate is None and open_ended and not value_params,
+        takes_extra_keys=open_ended,
     )
 
 
