@@ -577,8 +577,15 @@ async def _list_read(conn: asyncpg.Connection, name: str, limit: int, **filters:
     )
     if not count:
         raise RuntimeError(f"{name}: no job matches, so the read would check nothing")
-    params = {"state": None, "queue": None, "task_name": None, "limit": limit, **filters}
-    return Read(name, call, cli, _jobs_check(count, **filters), [("reads._list_jobs", params)])
+    # The statement JobReads.list_jobs picks for these filters, with the parameters it takes.
+    if "queue" in filters:
+        statement, keys = "reads._list_queue", ("state", "queue", "task_name")
+    elif "task_name" in filters:
+        statement, keys = "reads._list_task", ("state", "task_name")
+    else:
+        statement, keys = "reads._list_all", ("state",)
+    params: dict[str, Any] = {key: filters.get(key) for key in keys} | {"limit": limit}
+    return Read(name, call, cli, _jobs_check(count, **filters), [(statement, params)])
 
 
 async def reads(conn: asyncpg.Connection, facts: Facts) -> list[Read]:

@@ -404,13 +404,17 @@ async def test_stop_returns_only_once_a_claim_in_flight_has_finished(
     await wait_until(lambda: db.fetchval(f"SELECT count(*) FROM {schema}.workers"))
     # Hold the claim statement at the table lock, so a claim is in flight when stop() comes
     # (found by its opening words: pg_stat_activity keeps only a statement's first 1 kB).
+    # On a pool connection new to the claim, the lock may instead hold asyncpg's type
+    # lookup that follows the claim's prepare, which is as much in flight.
     lock = db.transaction()
     await lock.start()
     await db.execute(f"LOCK TABLE {schema}.job_live IN ACCESS EXCLUSIVE MODE")
     await wait_until(
         lambda: db.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query LIKE '%FROM ' || $1 || '.job_lanes AS l%'",
+            "AND datname = current_database() AND pid <> pg_backend_pid() "
+            "AND (query LIKE '%FROM ' || $1 || '.job_lanes AS l%' "
+            "     OR query LIKE 'WITH RECURSIVE typeinfo_tree%')",
             schema,
         )
     )

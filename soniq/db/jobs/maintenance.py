@@ -141,8 +141,7 @@ class JobMaintenance(Statements):
 
     async def prune_finished(self, db: Queryable, *, older_than: timedelta) -> int:
         """Drop the days of done and cancelled jobs (and of failed attempts and done counts)
-        that all finished more than ``older_than`` ago; returns how many day tables were
-        dropped."""
+        that all finished more than ``older_than`` ago; returns how many days were dropped."""
         return int(await self._prune_history.fetchval(db, older_than=older_than))
 
     # Minutes after the last one summed, up to two minutes ago (a batch's count carries the

@@ -100,7 +100,9 @@ BEGIN
         BEGIN
             SET LOCAL lock_timeout = '50ms';
             EXECUTE format('DROP TABLE {schema}.%I', part.relname);
-            dropped := dropped + 1;
+            IF part.relname LIKE 'job\_history\_%' THEN  -- counted in days, as before 0013
+                dropped := dropped + 1;
+            END IF;
         EXCEPTION WHEN lock_not_available THEN
             RETURN dropped;
         END;
