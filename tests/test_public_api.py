@@ -33,6 +33,7 @@ EXPECTED_ALL = [
     "JobState",
     "MigrationError",
     "PermissionDeniedError",
+    "QueueSettings",
     "QueueStats",
     "RegistrationError",
     "ResultTimeoutError",

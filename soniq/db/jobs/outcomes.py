@@ -22,6 +22,12 @@ from soniq.job import Claim, Outcome
 _BY_SLOT = "j.id = o.id AND j.slot = o.slot AND j.claim_token = o.token"
 _BY_ID = "j.id = o.id AND j.claim_token = o.token"
 
+# A finished job of a queue with settings frees a place under its limits: every worker of
+# the queue is woken (one notification per queue), not only the one that ran it.
+_FREED = """(SELECT count(pg_notify('{schema}.jobs', f.queue))
+              FROM (SELECT DISTINCT queue FROM fin) AS f
+              WHERE EXISTS (SELECT FROM {schema}.queue_settings AS s WHERE s.queue = f.queue))"""
+
 # One notification per batch, payload '': a waiter on get_result re-reads its own row. A
 # notification per job would cost a queue entry per row on the hot path.
 _RECORD_DONE = f"""
@@ -35,7 +41,8 @@ _RECORD_DONE = f"""
     ),
     history AS ({to_history("fin", "'done'", errors="NULL, NULL, NULL", result="result")}),
     keys AS ({free_keys("fin")})
-    SELECT array_agg(id) AS ids, pg_notify('{{schema}}.results', '') FROM fin"""
+    SELECT array_agg(id) AS ids, pg_notify('{{schema}}.results', ''), {_FREED} AS freed
+    FROM fin"""
 
 # A failed attempt: retried (after its backoff, from job_scheduled), dead-lettered, or
 # cancelled, which is also the end of a failed attempt whose cancellation was requested. A
@@ -81,7 +88,7 @@ _RECORD_FAILED = f"""
 }),
     keys AS ({free_keys("fin", "f.outcome NOT IN ('queued', 'snoozed')")})
     SELECT id, CASE WHEN outcome NOT IN ('queued', 'snoozed')
-                    THEN pg_notify('{{schema}}.results', id::text) END
+                    THEN pg_notify('{{schema}}.results', id::text) END, {_FREED} AS freed
     FROM fin"""
 
 
