@@ -54,7 +54,11 @@ class Steering:
                     rate_limit=rate_limit,
                     partition_by=partition_by,
                 )
-                return await self._queue_store.save(conn, wanted)
+                saved = await self._queue_store.save(conn, wanted)
+            if current.updated_at is None and saved.updated_at is not None:
+                # the plain claim served it until now: let the claims under way finish
+                await self._queue_store.wait_for_claims_under_way(conn)
+            return saved
 
         return await self._database.run(change)
 

@@ -4,12 +4,16 @@ does; tests/faults/test_steering.py runs real worker processes)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import asyncpg
 import pytest
 
 from soniq import ConfigurationError, InvalidNameError, QueueSettings, Soniq
+from soniq.db.jobs import JobStore
+from soniq.db.jobs.claims import EVERYTHING
+from tests.helpers import wait_until
 
 
 async def test_settings_round_trip_and_unset_keywords_stay(
@@ -113,3 +117,37 @@ async def test_drain_claims_limited_queues_within_their_limits(
     )
     assert [r["attempts"] for r in waiting] == [0, 0]
     assert await db.fetchval(f"SELECT count(*) FROM {schema}.queue_starts") == 3
+
+
+async def test_pause_returns_only_after_the_claims_under_way_have_ended(
+    app: Soniq, db: asyncpg.Connection, schema: str, database_url: str
+) -> None:
+    await app.enqueue("steer.note", {"n": 1}, queue="billing")
+    claimer = await asyncpg.connect(database_url)
+    try:
+        # A claim under way: it waits for a lock on job_lanes that this transaction holds.
+        blocker = db.transaction()
+        await blocker.start()
+        await db.execute(f"LOCK TABLE {schema}.job_lanes IN ACCESS EXCLUSIVE MODE")
+        claim = asyncio.ensure_future(
+            JobStore(schema).claims.claim(
+                claimer, limit=10, queues=None, max_attempts_by_task={}, version_by_task={},
+                lease=timedelta(seconds=30), worker_id="test:1:claim", window=EVERYTHING,
+            )
+        )  # fmt: skip
+        await wait_until(
+            lambda: db.fetchval(
+                "SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND starts_with(query, $1)",
+                f"/* soniq claim {schema} */",
+            )
+        )
+        pause = asyncio.ensure_future(app.configure_queue("billing", paused=True))
+        await asyncio.sleep(0.5)
+        assert not pause.done()  # the claim that began before it has not ended
+        await blocker.rollback()
+        assert (await pause).paused
+        assert await claim == []  # it read the settings after all: nothing of billing
+    finally:
+        await claimer.close()
+    assert await db.fetchval(f"SELECT state FROM {schema}.jobs") == "queued"

@@ -3,11 +3,16 @@ steered. The claims that obey the settings are in :mod:`soniq.db.jobs.steered`."
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import asyncpg
 
+from soniq.db.jobs.claims import CLAIM_MARK
 from soniq.db.sql import Queryable, Statement, Statements
 from soniq.queues import QueueSettings, format_rate, parse_rate
 
+_CLAIMS_WAIT = 2.0
 _COLUMNS = "queue, paused, concurrency, rate_limit, rate_period, partition_by, updated_at"
 
 
@@ -92,3 +97,23 @@ class QueueStore(Statements):
             settings.partition_by,
             row["updated_at"],
         )
+
+    # Plain claims that began before a queue got its settings read it as having none, and
+    # may still take its jobs; the ones under way are found by their first line. A role
+    # that may not read other roles' queries (pg_read_all_stats) sees none of theirs.
+    _claims_under_way = Statement(
+        f"""
+        SELECT count(*) FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active'
+          AND query_start < :since AND starts_with(query, '{CLAIM_MARK}')"""
+    )
+
+    async def wait_for_claims_under_way(self, conn: asyncpg.Connection) -> None:
+        """Return once every plain claim that began before this call has ended (claims
+        take milliseconds; at most :data:`_CLAIMS_WAIT` seconds are spent)."""
+        since = await conn.fetchval("SELECT clock_timestamp()")
+        deadline = time.monotonic() + _CLAIMS_WAIT
+        while await self._claims_under_way.fetchval(conn, since=since):
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.005)

@@ -73,6 +73,10 @@ CLAIM_SET = """
         lease_expires_at = now() + :lease::interval,
         worker_id = :worker_id"""
 
+# The plain claim's first line: queue settings wait for the claims under way to finish
+# (soniq.db.queues), finding them by it in pg_stat_activity.
+CLAIM_MARK = "/* soniq claim {schema} */"
+
 # A lane l of a queue without settings: the limited claims (soniq.db.jobs.steered) serve
 # the others. Queue settings are few, so this costs one probe of a tiny table per lane.
 UNSTEERED = "NOT EXISTS (SELECT 1 FROM {schema}.queue_settings AS s WHERE s.queue = l.queue)"
@@ -82,7 +86,8 @@ UNSTEERED = "NOT EXISTS (SELECT 1 FROM {schema}.queue_settings AS s WHERE s.queu
 # workers hold; then the best `limit` of those across lanes are taken. Locks on the rest
 # last only for this statement.
 _CLAIM = (
-    """
+    CLAIM_MARK
+    + """
     WITH next AS (
         SELECT c.id, c.slot FROM {schema}.job_lanes AS l CROSS JOIN LATERAL (
             SELECT id, slot, priority, scheduled_at FROM {schema}.job_live AS c
