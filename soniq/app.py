@@ -174,6 +174,7 @@ class Soniq(Registration, Inspection, Steering):
         dedup_key: str | None = None,
         on_conflict: Literal["return", "raise"] = "return",
         connection: asyncpg.Connection | None = None,
+        after: Sequence[int] | None = None,
     ) -> JobId:
         """Validate and store one job; returns its id (a :class:`JobId`, an ``int``).
 
@@ -183,7 +184,8 @@ class Soniq(Registration, Inspection, Steering):
         and workers are woken at commit. With ``dedup_key`` a second enqueue while the first
         job is queued, scheduled or running writes nothing and returns the first job's id,
         whose ``created`` is False; with ``on_conflict="raise"`` it raises
-        :class:`DuplicateJobError` instead.
+        :class:`DuplicateJobError` instead. With ``after=[job_id, ...]`` the job runs only
+        once all of those jobs are done; if one ends dead or cancelled, it is cancelled.
         """
         if on_conflict not in ("return", "raise"):
             raise EnqueueError(f"on_conflict must be 'return' or 'raise', got {on_conflict!r}")
@@ -196,6 +198,7 @@ class Soniq(Registration, Inspection, Steering):
             delay=delay,
             dedup_key=dedup_key,
             trace_context=tracing.inject(),
+            after=after,
         )
         return await self._enqueuer.enqueue(
             job, connection, raise_on_conflict=on_conflict == "raise"
@@ -211,10 +214,11 @@ class Soniq(Registration, Inspection, Steering):
         scheduled_at: datetime | None = None,
         delay: timedelta | float | None = None,
         connection: asyncpg.Connection | None = None,
+        after: Sequence[int] | None = None,
     ) -> list[int]:
         """Validate and store many jobs of one task, all or nothing: one bad item writes
         nothing and the error names its index. Items go in chunks inside one transaction;
-        returns ids in input order."""
+        returns ids in input order. ``after`` as for :meth:`enqueue`, for every job."""
         return await self._enqueuer.enqueue_many(
             target,
             list(args_list),
@@ -224,6 +228,7 @@ class Soniq(Registration, Inspection, Steering):
             delay=delay,
             trace_context=tracing.inject(),
             connection=connection,
+            after=after,
         )
 
     def validate_args(self, target: Target[ArgsT], args: Args[ArgsT]) -> dict[str, Any]:

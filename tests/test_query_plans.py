@@ -143,6 +143,7 @@ def _values(filled: dict[str, Any]) -> dict[str, Any]:
         "tick": None,
         "limit": 100,
         "scan": 1000,  # a partitioned queue's look at each lane
+        "after": [filled["any_id"]],
         "registered_tasks": [TASK],
         "registered_max_attempts": [4],
         "versioned_tasks": [TASK],

@@ -166,3 +166,38 @@ async def test_a_sigkilled_workers_places_count_until_its_jobs_are_rescued(
         [r["id"] for r in orphans],
     )
     assert [r["attempts"] for r in rerun] == [2] * 5
+
+
+@pytest.mark.faults
+async def test_a_three_level_chain_runs_in_order_and_a_dead_parent_cancels_descendants(
+    app: Soniq, db: asyncpg.Connection, schema: str, side_effects: str, workers: Workers
+) -> None:
+    a = await app.enqueue("fault.sleep", {"seconds": 0.2})
+    b = await app.enqueue("fault.sleep", {"seconds": 0.2}, after=[a])
+    c = await app.enqueue("fault.sleep", {"seconds": 0.2}, after=[b])
+    dead = await app.enqueue("fault.raise_base", {"kind": "custom"})
+    child = await app.enqueue("fault.sleep", {"seconds": 0.2}, after=[dead])
+    grandchild = await app.enqueue("fault.sleep", {"seconds": 0.2}, after=[child])
+    _start(workers)
+    await wait_until(
+        lambda: db.fetchval(f"SELECT count(*) = 2 FROM {schema}.jobs WHERE state = 'cancelled'"),
+        timeout=30,
+    )
+    await wait_until(
+        lambda: db.fetchval(f"SELECT state = 'done' FROM {schema}.jobs WHERE id = $1", c),
+        timeout=30,
+    )
+    rows = await db.fetch(f"SELECT job_id, phase FROM {side_effects} ORDER BY seq")
+    chain = [(r["job_id"], r["phase"]) for r in rows if r["job_id"] in (a, b, c)]
+    assert chain == [(a, "start"), (a, "end"), (b, "start"), (b, "end"), (c, "start"), (c, "end")]
+    assert not [r for r in rows if r["job_id"] in (child, grandchild)]
+    ended = dict(
+        await db.fetch(
+            f"SELECT id, error_message FROM {schema}.jobs WHERE id = ANY($1::bigint[])",
+            [child, grandchild],
+        )
+    )
+    assert ended == {
+        child: f"parent job {dead} ended dead",
+        grandchild: f"parent job {child} ended cancelled",
+    }

@@ -28,6 +28,12 @@ _FREED = """(SELECT count(pg_notify('{schema}.jobs', f.queue))
               FROM (SELECT DISTINCT queue FROM fin) AS f
               WHERE EXISTS (SELECT FROM {schema}.queue_settings AS s WHERE s.queue = f.queue))"""
 
+# A job that ended dead or cancelled cancels the jobs waiting for it (settle_children,
+# migration 0014); one that ended done lets them run once their other parents are done.
+_SETTLED = """(SELECT {schema}.settle_children(coalesce(array_agg(f.id), '{}'),
+                                             coalesce(array_agg(f.outcome), '{}'))
+               FROM fin AS f WHERE f.outcome IN ('dead', 'cancelled'))"""
+
 # One notification per batch, payload '': a waiter on get_result re-reads its own row. A
 # notification per job would cost a queue entry per row on the hot path.
 _RECORD_DONE = f"""
@@ -41,7 +47,9 @@ _RECORD_DONE = f"""
     ),
     history AS ({to_history("fin", "'done'", errors="NULL, NULL, NULL", result="result")}),
     keys AS ({free_keys("fin")})
-    SELECT array_agg(id) AS ids, pg_notify('{{schema}}.results', ''), {_FREED} AS freed
+    SELECT array_agg(id) AS ids, pg_notify('{{schema}}.results', ''), {_FREED} AS freed,
+           {{schema}}.settle_children(coalesce(array_agg(id), '{{}}'),
+                                      array_fill('done'::text, ARRAY[count(*)::int])) AS settled
     FROM fin"""
 
 # A failed attempt: retried (after its backoff, from job_scheduled), dead-lettered, or
@@ -88,7 +96,8 @@ _RECORD_FAILED = f"""
 }),
     keys AS ({free_keys("fin", "f.outcome NOT IN ('queued', 'snoozed')")})
     SELECT id, CASE WHEN outcome NOT IN ('queued', 'snoozed')
-                    THEN pg_notify('{{schema}}.results', id::text) END, {_FREED} AS freed
+                    THEN pg_notify('{{schema}}.results', id::text) END, {_FREED} AS freed,
+           {_SETTLED} AS settled
     FROM fin"""
 
 
