@@ -312,7 +312,8 @@ def _steered(results: Results) -> list[str]:
     return [
         f"soniq steered drains at c{STEERED_CONCURRENCY}: unlimited {unlimited}/s, "
         f"concurrency limit (not binding) {limited}/s, one partition per job (limit 1 each) "
-        f"{partitioned}/s, rate limit {STEERED_RATE_PER_S:,}/s {rated}/s"
+        f"{partitioned}/s, rate limit {STEERED_RATE_PER_S:,}/s {rated}/s (a sliding window: "
+        f"the first {STEERED_RATE_PER_S:,} may start at once)"
     ]
 
 

@@ -5,11 +5,17 @@ does (tests/faults/test_steering.py runs a chain on real worker processes)."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 import asyncpg
 import pytest
 
 from soniq import Discard, EnqueueError, Soniq
 from soniq.db.jobs import JobStore
+from soniq.db.jobs.claims import EVERYTHING
+from soniq.job import Outcome
+from tests.helpers import wait_until
 
 
 def _register(app: Soniq, ran: list[str]) -> None:
@@ -131,19 +137,56 @@ async def test_bad_parents_are_refused_and_nothing_is_written(
     assert await db.fetchval(f"SELECT count(*) FROM {schema}.jobs") == 0
 
 
-async def test_a_child_committed_after_its_parent_ended_is_settled_by_the_promoters(
+async def test_a_child_committed_after_its_parent_ended_is_settled_at_its_commit(
     app: Soniq, db: asyncpg.Connection, schema: str
 ) -> None:
     ran: list[str] = []
     _register(app, ran)
     a = await app.enqueue("dep.step", {"name": "a"})
-    # A dependency the parent's outcome could not see (as when the child's transaction
-    # commits after the parent's outcome was written): the promoters' sweep settles it.
+    # The parent's outcome cannot see a dependency that is not committed yet; the child's
+    # commit settles it.
     async with app.connection() as conn, conn.transaction():
         b = await app.enqueue("dep.step", {"name": "b"}, after=[a], connection=conn)
         await app.drain()  # runs a, on another connection
         assert ran == ["a"]
+        assert await db.fetchval(f"SELECT count(*) FROM {schema}.job_waiting") == 0
     assert (await _state(db, schema, b))[0] == "queued"
-    assert await db.fetchval(f"SELECT count(*) FROM {schema}.job_waiting") == 1
-    settled = await JobStore(schema).claims.settle_waiting(db)
-    assert settled == 1 and await app.drain() == 1 and ran == ["a", "b"]
+    assert await db.fetchval(f"SELECT count(*) FROM {schema}.job_waiting") == 0
+    assert await app.drain() == 1 and ran == ["a", "b"]
+
+
+async def test_a_parent_ending_while_its_child_commits_waits_for_the_commit(
+    app: Soniq, db: asyncpg.Connection, schema: str, database_url: str
+) -> None:
+    _register(app, [])
+    store = JobStore(schema)
+    a = await app.enqueue("dep.step", {"name": "a"})
+    [claimed] = await store.claims.claim(
+        db, limit=1, queues=None, max_attempts_by_task={}, version_by_task={},
+        lease=timedelta(seconds=30), worker_id="test:1:w", window=EVERYTHING,
+    )  # fmt: skip
+    assert claimed.id == a
+    async with app.connection() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        b = await app.enqueue("dep.step", {"name": "b"}, after=[a], connection=conn)
+        # what commit runs: the dependency's trigger locks the running parent to the commit
+        await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        recorder = await asyncpg.connect(database_url)
+        try:
+            written = asyncio.ensure_future(
+                store.outcomes.record(recorder, [Outcome(claimed.claim, "done")])
+            )
+            await wait_until(
+                lambda: db.fetchval(
+                    "SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database()"
+                )
+            )
+            await tx.commit()
+            assert await written == {a}
+        finally:
+            await recorder.close()
+    # a's outcome, having waited for b's commit, saw b's dependency and released b
+    assert await db.fetchval(f"SELECT state FROM {schema}.job_live WHERE id = $1", b) == "queued"
+    assert await db.fetchval(f"SELECT count(*) FROM {schema}.job_dependencies") == 0

@@ -1,12 +1,10 @@
 """The promoter every worker runs: moves scheduled jobs (delayed, or retrying after a
-backoff) into the live ring as they fall due, and wakes the workers of their queues; once a
-second it also settles jobs waiting for parents that have ended."""
+backoff) into the live ring as they fall due, and wakes the workers of their queues."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import asyncpg
 
@@ -21,9 +19,6 @@ _BATCH = 1000
 # The longest it sleeps: a job scheduled meanwhile by another process is due at most this
 # late (a job due sooner than that is not announced to the promoters).
 _MAX_SLEEP = 0.25
-# How often it settles jobs waiting for parents whose end their outcome statement could not
-# see (a child committed after its parent's outcome): the longest such a job waits more.
-_SETTLE_EVERY = 1.0
 
 
 class Promoter(Service):
@@ -33,7 +28,6 @@ class Promoter(Service):
     def __init__(self, pool: asyncpg.Pool, store: JobStore) -> None:
         self._pool = pool
         self._store = store
-        self._next_settle = 0.0  # monotonic time of the next look at waiting jobs
 
     async def run(self) -> None:
         failures = 0
@@ -41,9 +35,6 @@ class Promoter(Service):
             try:
                 async with pooled(self._pool) as conn:
                     moved, next_due = await self._store.claims.promote(conn, limit=_BATCH)
-                    if time.monotonic() >= self._next_settle:
-                        self._next_settle = time.monotonic() + _SETTLE_EVERY
-                        await self._store.claims.settle_waiting(conn)
                 failures = 0
             except CONNECTION_ERRORS as exc:
                 failures += 1

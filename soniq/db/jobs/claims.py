@@ -195,10 +195,3 @@ class JobClaims(Statements):
         assert row is not None
         return int(row["moved"]), row["next_due"]
 
-    # Jobs waiting for parents that ended where the outcome's own settling could not see
-    # them (see settle_children, migration 0014): released, or cancelled.
-    _settle_ended = Statement("SELECT {schema}.settle_children(NULL)")
-
-    async def settle_waiting(self, db: Queryable) -> int:
-        """Settle the jobs waiting for parents that have ended; returns how many."""
-        return int(await self._settle_ended.fetchval(db))

@@ -121,9 +121,10 @@ class JobMaintenance(Statements):
         cancelled AS (SELECT * FROM gone WHERE outcome = 'cancelled'),
         history AS ({to_history("cancelled", "'cancelled'", errors=_WORKER_LOST, result="NULL")}),
         keys AS ({free_keys("gone")})
-        SELECT id, state, pg_notify('{{schema}}.jobs', queue) FROM requeued
-        UNION ALL
-        SELECT id, outcome, pg_notify('{{schema}}.results', id::text) FROM gone"""
+        SELECT id, state, pg_notify('{{schema}}.jobs', queue), NULL AS settled FROM requeued
+        UNION ALL  -- the jobs waiting for one that ended here are settled (migration 0014)
+        SELECT id, outcome, pg_notify('{{schema}}.results', id::text),
+               {{schema}}.settle_children(ARRAY[id], ARRAY[outcome]) FROM gone"""
     )
 
     async def rescue_expired(self, db: Queryable, *, limit: int) -> list[tuple[int, str]]:

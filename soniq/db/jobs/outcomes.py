@@ -129,8 +129,9 @@ _RELEASE = f"""
     )
 }),
     keys AS ({free_keys("cancelled")})
-    SELECT id, pg_notify('{{schema}}.jobs', queue) FROM requeued
-    UNION ALL SELECT id, pg_notify('{{schema}}.results', id::text) FROM cancelled"""
+    SELECT id, pg_notify('{{schema}}.jobs', queue), NULL AS settled FROM requeued
+    UNION ALL SELECT id, pg_notify('{{schema}}.results', id::text),
+                     {{schema}}.settle_children(ARRAY[id], ARRAY['cancelled']) FROM cancelled"""
 
 
 def _storable_text(text: str) -> str:

@@ -84,12 +84,12 @@ CREATE OR REPLACE VIEW {schema}.jobs AS
     FROM {schema}.job_waiting;
 
 -- Settles the jobs waiting for `parents`, which ended as `ended` says ('done', 'dead' or
--- 'cancelled', one per parent; NULL: as job_history and job_dead say, and with `parents`
--- NULL too, for every parent that has ended), and returns how many jobs it settled. The
--- statements that end a job call it with the outcome they write (a statement does not see
--- its own rows of job_history here); the promoters call it with NULLs once a second, which
--- settles what those calls could not see: a child enqueued in a transaction that committed
--- after its parent's outcome was written, a parent rescued or released as cancelled.
+-- 'cancelled', one per parent; NULL: as job_history and job_dead say), and returns how
+-- many jobs it settled. Every statement that ends a job calls it with the outcome it
+-- writes (a statement does not see its own rows of job_history here). A VOLATILE
+-- function: each statement below sees what committed before it began, so an outcome
+-- statement that had to wait for a child's commit (see dependency_committed) sees the
+-- child's dependency.
 CREATE FUNCTION {schema}.settle_children(parents bigint[], ended text[] DEFAULT NULL)
     RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -98,11 +98,6 @@ DECLARE
     cancelled integer;
     released integer;
 BEGIN
-    IF parents IS NULL THEN
-        SELECT array_agg(DISTINCT d.parent_id) INTO parents FROM {schema}.job_dependencies AS d
-        WHERE EXISTS (SELECT FROM {schema}.job_history AS h WHERE h.id = d.parent_id)
-           OR EXISTS (SELECT FROM {schema}.job_dead AS x WHERE x.id = d.parent_id);
-    END IF;
     SELECT array_agg(DISTINCT d.child_id) INTO children FROM {schema}.job_dependencies AS d
     WHERE d.parent_id = ANY(parents);
     IF children IS NULL THEN
@@ -225,6 +220,30 @@ BEGIN
     PERFORM {schema}.settle_children(parents);
 END $$;
 
+-- When the transaction that made a job wait for `parent_id` commits: if the parent still
+-- lives, its row is locked until the commit, so that the statement that will end it waits
+-- for the commit and then sees this dependency; if it ended meanwhile (its outcome's
+-- settle_children could not see an uncommitted dependency), its children are settled now.
+-- The lock lasts from this trigger to the commit, microseconds, however long the
+-- transaction was open.
+CREATE FUNCTION {schema}.dependency_committed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    FOR attempt IN 1..2 LOOP  -- a parent moving between the tables is looked for again
+        PERFORM FROM {schema}.job_live WHERE id = NEW.parent_id FOR KEY SHARE;
+        IF FOUND THEN RETURN NULL; END IF;
+        PERFORM FROM {schema}.job_scheduled WHERE id = NEW.parent_id FOR KEY SHARE;
+        IF FOUND THEN RETURN NULL; END IF;
+        PERFORM FROM {schema}.job_waiting WHERE id = NEW.parent_id FOR KEY SHARE;
+        IF FOUND THEN RETURN NULL; END IF;
+    END LOOP;
+    PERFORM {schema}.settle_children(ARRAY[NEW.parent_id]);
+    RETURN NULL;
+END $$;
+
+CREATE CONSTRAINT TRIGGER job_dependencies_committed AFTER INSERT ON {schema}.job_dependencies
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {schema}.dependency_committed();
+
 -- enqueue_job, then the job waits for `after` (when the call created it).
 CREATE FUNCTION {schema}.enqueue_job_after(
     task text,
@@ -283,6 +302,7 @@ END $$;
 
 REVOKE EXECUTE ON FUNCTION {schema}.settle_children(bigint[], text[]) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION {schema}.wait_for_parents(bigint[], bigint[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION {schema}.dependency_committed() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION {schema}.enqueue_job_after(text, json, bigint[], text, integer,
     timestamptz, interval, text, integer, integer, text, json, integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION {schema}.enqueue_many_after(text, json[], bigint[], text, integer,
