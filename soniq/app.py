@@ -41,7 +41,6 @@ from soniq.settings import (
     queue_names,
     resolve_schema,
 )
-from soniq.steering import Steering
 from soniq.task_ref import ArgsT, TaskRef
 from soniq.worker.drain import drain
 from soniq.worker.worker import Worker
@@ -53,7 +52,7 @@ Target: TypeAlias = TaskRef[ArgsT] | str | Callable[..., Any]
 Args: TypeAlias = ArgsT | Mapping[str, Any]
 
 
-class Soniq(Registration, Inspection, Steering):
+class Soniq(Registration, Inspection):
     """A Soniq app: enqueue jobs, register handlers, run workers, inspect jobs.
 
     Producer and consumer are roles, not classes: a producer only enqueues, a consumer also

@@ -194,4 +194,3 @@ class JobClaims(Statements):
         row = await self._promote.fetchrow(db, limit=limit, recent=REQUEUE_AT_MOST_AGO)
         assert row is not None
         return int(row["moved"]), row["next_due"]
-
