@@ -1,8 +1,9 @@
 """``python -m bench console``: how long each console page takes on big tables.
 
 A scratch database is filled as a busy week leaves it (1,000,000 done jobs over seven
-days of history partitions, the last hour's share among them; 100,000 dead letters of a
-few tasks and reasons; a small live backlog), vacuumed and analyzed as autovacuum would
+days of history partitions, the last hour's share among them, and the completer's counts of
+them; 100,000 dead letters of a few tasks and reasons, four failed attempts each; a small
+live backlog), vacuumed and analyzed as autovacuum would
 have, and every page is requested in process through the ASGI app (the console's SQL,
 Python and template rendering; no network). Goal: every page under 200 ms.
 """
@@ -26,6 +27,7 @@ from pydantic import BaseModel, Field
 from bench.config import default_database_url
 from bench.database import ScratchDatabases
 from soniq import Soniq, task_ref
+from soniq.db.jobs import JobStore
 
 GOAL_MS = 200.0
 TASKS = ("billing.charge", "mail.send", "reports.build", "search.index", "media.resize")
@@ -70,6 +72,26 @@ async def fill(conn: asyncpg.Connection, schema: str, done: int, dead: int) -> d
                    to_json('Traceback (most recent call last): ...'::text), 1
             FROM generate_series(1, {dead}) AS i"""
     )
+    # What the completer wrote for the last hour's done jobs: a count per queue per batch,
+    # batches of 10 (small, so the chart reads more rows than a busy worker leaves).
+    await conn.execute(
+        f"""INSERT INTO {schema}.job_done_counts (minute, queue, done)
+            SELECT date_trunc('minute', finished_at), queue, count(*)
+            FROM {schema}.job_history
+            WHERE finished_at >= date_trunc('minute', now()) - interval '59 minutes'
+            GROUP BY 1, 2, id / 10"""
+    )
+    await JobStore(schema).maintenance.sum_done_minutes(conn)  # as the workers keep them
+    # Each dead letter's four failed attempts, with their tracebacks.
+    await conn.execute(
+        f"""INSERT INTO {schema}.job_attempts (job_id, attempt, worker_id, started_at,
+                finished_at, outcome, error_reason, error_message, error_detail)
+            SELECT id, n, worker_id, finished_at - (5 - n) * interval '1 second',
+                   finished_at - (4 - n) * interval '1 second',
+                   CASE WHEN n = 4 THEN 'dead' ELSE 'queued' END, error_reason,
+                   'attempt ' || n || ' of 4: boom', error_detail
+            FROM {schema}.job_dead, generate_series(1, 4) AS n"""
+    )
     await conn.execute(
         f"""INSERT INTO {schema}.jobs (task_name, queue, args, max_attempts, scheduled_at)
             SELECT 'billing.charge', 'q' || (i % 3), json_build_object('customer', 'c1',
@@ -77,7 +99,15 @@ async def fill(conn: asyncpg.Connection, schema: str, done: int, dead: int) -> d
                    ELSE interval '1 hour' END
             FROM generate_series(1, 2000) AS i"""
     )
-    for table in ("job_history", "job_dead", "job_live", "job_scheduled", "job_lanes"):
+    for table in (
+        "job_history",
+        "job_dead",
+        "job_live",
+        "job_scheduled",
+        "job_lanes",
+        "job_attempts",
+        "job_done_counts",
+    ):
         await conn.execute(f"VACUUM ANALYZE {schema}.{table}")
     row = await conn.fetchrow(
         f"""SELECT (SELECT max(id) FROM {schema}.job_history) AS done_id,

@@ -227,6 +227,11 @@ def _validation_cost(results: Results) -> Target:
             f"{metric['dispatch_us_without_model']:.1f} us without, "
             f"{metric['validation_share_of_job_cpu_pct']:.1f}% of a job's CPU"
         )
+    if "union_model_us_per_job" in metric:
+        detail += (
+            f"; a union-heavy contract's model {metric['union_model_us_per_job']:.1f} us per "
+            f"job vs {metric['plain_model_us_per_job']:.1f} us for plain fields"
+        )
     return Target(name, f"{cost:.1f}%", cost < 10, detail, cost)
 
 

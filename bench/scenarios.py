@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from bench import contract_validation
 from bench.config import BULK, RSS, RSS_CONCURRENCY, VALIDATION, Sizes
 from bench.probe import PROBE, make_args
 from bench.systems import Drain, System
@@ -373,6 +374,8 @@ async def validation_cost(system: System, variant: str, sizes: Sizes, m: Measure
         m.metrics["dispatch_us_with_model"] = min(rounds[variant])
         m.metrics["dispatch_us_without_model"] = min(rounds[unvalidated])
         m.metrics["validation_share_of_job_cpu_pct"] = 100 * added / (all_cpu / 2)
+    # A union-heavy contract's generated model (rules checked as data) against a plain one.
+    m.metrics.update(contract_validation.measure())
     m.extra.update(concurrency=spec.concurrency, label=spec.label)
     m.verified = True
 

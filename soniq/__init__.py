@@ -30,7 +30,7 @@ from soniq.errors import (
     UnknownTaskError,
 )
 from soniq.installed import UnknownTaskWarning
-from soniq.job import Job, JobContext, JobError, JobId, JobState
+from soniq.job import Attempt, Job, JobContext, JobError, JobId, JobState
 from soniq.queues import QueueSettings
 from soniq.status import QueueStats, Status, VersionCount, WorkerRecord
 from soniq.task_ref import TaskRef, task_ref
@@ -43,6 +43,7 @@ __distribution__ = "soniq-jobs"
 __all__ = [
     "ArgsNotJSONError",
     "ArgsTooLargeError",
+    "Attempt",
     "Backoff",
     "ConfigurationError",
     "ContractsReport",

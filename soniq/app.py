@@ -20,6 +20,7 @@ import asyncpg
 
 from soniq import tracing
 from soniq.backoff import Backoff
+from soniq.connections import call_sync
 from soniq.db.connection import Database
 from soniq.db.grants import RoleKind, grant_statements
 from soniq.db.jobs import JobStore
@@ -172,22 +173,24 @@ class Soniq(Registration, Inspection):
         delay: timedelta | float | None = None,
         dedup_key: str | None = None,
         on_conflict: Literal["return", "raise"] = "return",
-        connection: asyncpg.Connection | None = None,
+        connection: object | None = None,
         after: Sequence[int] | None = None,
     ) -> JobId:
         """Validate and store one job; returns its id (a :class:`JobId`, an ``int``).
 
         ``target`` is a task name, a :class:`TaskRef` (whose args model the type checker
-        then holds ``args`` to) or a registered function. With ``connection=`` the job is
-        written in the caller's transaction: it exists only if that transaction commits,
-        and workers are woken at commit. With ``dedup_key`` a second enqueue while the first
-        job is queued, scheduled or running writes nothing and returns the first job's id,
-        whose ``created`` is False; with ``on_conflict="raise"`` it raises
-        :class:`DuplicateJobError` instead. With ``after=[job_id, ...]`` the job runs only
-        once all of those jobs are done; if one ends dead or cancelled, it is cancelled.
+        then holds ``args`` to) or a registered function. With ``connection=`` (an asyncpg
+        connection, an SQLAlchemy ``AsyncSession`` or ``AsyncConnection``, or a psycopg
+        ``AsyncConnection``) the job is written in the caller's transaction: it exists only
+        if that transaction commits, and workers are woken at commit. With ``dedup_key`` a
+        second enqueue while the first job is queued, scheduled or running writes nothing
+        and returns the first job's id, whose ``created`` is False; with
+        ``on_conflict="raise"`` it raises :class:`DuplicateJobError` instead. With
+        ``after=[job_id, ...]`` the job runs only once all of those jobs are done; if one
+        ends dead or cancelled, it is cancelled.
         """
-        if on_conflict not in ("return", "raise"):
-            raise EnqueueError(f"on_conflict must be 'return' or 'raise', got {on_conflict!r}")
+        raise_on_conflict = self._raise_on(on_conflict)
+        # Called here, not through a helper: an UnknownTaskWarning points at the caller's line.
         job = self._enqueuer.prepare(
             target,
             args,
@@ -199,9 +202,49 @@ class Soniq(Registration, Inspection):
             trace_context=tracing.inject(),
             after=after,
         )
-        return await self._enqueuer.enqueue(
-            job, connection, raise_on_conflict=on_conflict == "raise"
+        return await self._enqueuer.enqueue(job, connection, raise_on_conflict=raise_on_conflict)
+
+    def enqueue_sync(
+        self,
+        target: Target[ArgsT],
+        args: Args[ArgsT] | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        scheduled_at: datetime | None = None,
+        delay: timedelta | float | None = None,
+        dedup_key: str | None = None,
+        on_conflict: Literal["return", "raise"] = "return",
+        connection: object | None = None,
+        after: Sequence[int] | None = None,
+    ) -> JobId:
+        """:meth:`enqueue` for synchronous code (Django, Flask, scripts), with the same
+        checks and SQL. On ``connection=`` (an SQLAlchemy ``Session`` or ``Connection``, or
+        a DB-API connection: psycopg, psycopg2, Django's) in the caller's transaction;
+        without one on a psycopg connection of its own, committed at once."""
+        raise_on_conflict = self._raise_on(on_conflict)
+        # Called here, not through a helper: an UnknownTaskWarning points at the caller's line.
+        job = self._enqueuer.prepare(
+            target,
+            args,
+            queue=queue,
+            priority=priority,
+            scheduled_at=scheduled_at,
+            delay=delay,
+            dedup_key=dedup_key,
+            trace_context=tracing.inject(),
+            after=after,
         )
+        return call_sync(
+            lambda db: self._enqueuer.enqueue(job, db, raise_on_conflict=raise_on_conflict),
+            connection,
+            lambda: self._database.url,
+        )
+
+    def _raise_on(self, on_conflict: str) -> bool:
+        if on_conflict not in ("return", "raise"):
+            raise EnqueueError(f"on_conflict must be 'return' or 'raise', got {on_conflict!r}")
+        return on_conflict == "raise"
 
     async def enqueue_many(
         self,
@@ -212,12 +255,13 @@ class Soniq(Registration, Inspection):
         priority: int | None = None,
         scheduled_at: datetime | None = None,
         delay: timedelta | float | None = None,
-        connection: asyncpg.Connection | None = None,
+        connection: object | None = None,
         after: Sequence[int] | None = None,
     ) -> list[int]:
         """Validate and store many jobs of one task, all or nothing: one bad item writes
-        nothing and the error names its index. Items go in chunks inside one transaction;
-        returns ids in input order. ``after`` as for :meth:`enqueue`, for every job."""
+        nothing and the error names its index. Items go in chunks inside one transaction
+        (or the caller's, on ``connection=`` as for :meth:`enqueue`); returns ids in input
+        order. ``after`` as for :meth:`enqueue`, for every job."""
         return await self._enqueuer.enqueue_many(
             target,
             list(args_list),
@@ -228,6 +272,38 @@ class Soniq(Registration, Inspection):
             trace_context=tracing.inject(),
             connection=connection,
             after=after,
+        )
+
+    def enqueue_many_sync(
+        self,
+        target: Target[ArgsT],
+        args_list: Sequence[Args[ArgsT]],
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        scheduled_at: datetime | None = None,
+        delay: timedelta | float | None = None,
+        connection: object | None = None,
+        after: Sequence[int] | None = None,
+    ) -> list[int]:
+        """:meth:`enqueue_many` for synchronous code, on ``connection=`` as for
+        :meth:`enqueue_sync`: every item is checked before the first is written."""
+        items = list(args_list)
+        trace_context = tracing.inject()
+        return call_sync(
+            lambda db: self._enqueuer.enqueue_many(
+                target,
+                items,
+                queue=queue,
+                priority=priority,
+                scheduled_at=scheduled_at,
+                delay=delay,
+                trace_context=trace_context,
+                connection=db,
+                after=after,
+            ),
+            connection,
+            lambda: self._database.url,
         )
 
     def validate_args(self, target: Target[ArgsT], args: Args[ArgsT]) -> dict[str, Any]:

@@ -16,19 +16,20 @@ import asyncpg
 from pydantic import BaseModel
 
 from soniq.checks import BIGINT, INT32, duration, whole_number
+from soniq.connections import adapt
 from soniq.db.connection import Database, pooled
 from soniq.db.jobs import JobStore
+from soniq.db.sql import Queryable
 from soniq.encoding import encode_args, encode_many
 from soniq.errors import DuplicateJobError, EnqueueError, UnknownTaskError
 from soniq.installed import InstalledContracts, UnknownTasks, UnknownTaskWarning
 from soniq.job import JobId, NewJob
 from soniq.metrics import Metrics
 from soniq.names import check_queue_name, check_task_name
-from soniq.registry import Registry
+from soniq.registry import DEFAULT_QUEUE, Registry
 from soniq.settings import Settings
 from soniq.task_ref import TaskRef
 
-DEFAULT_QUEUE = "default"
 # In bytes of UTF-8: the unique index on live keys holds at most 2,704 bytes per entry.
 MAX_DEDUP_KEY_BYTES = 1000
 
@@ -273,13 +274,16 @@ class Enqueuer:
         )
 
     async def enqueue(
-        self, job: NewJob, connection: asyncpg.Connection | None, *, raise_on_conflict: bool
+        self, job: NewJob, connection: object | None, *, raise_on_conflict: bool
     ) -> JobId:
-        """Store ``job`` (on ``connection`` when given, in the caller's transaction); with
-        a ``dedup_key`` a live job holds, store nothing and return that job's id (or, with
-        ``raise_on_conflict``, raise :class:`DuplicateJobError`)."""
-        db = connection if connection is not None else await self._database.pool()
-        with self._database.errors(), _parents_exist():
+        """Store ``job`` (on ``connection`` when given, in the caller's transaction; see
+        soniq/connections.py for the kinds); with a ``dedup_key`` a live job holds, store
+        nothing and return that job's id (or, with ``raise_on_conflict``, raise
+        :class:`DuplicateJobError`)."""
+        db = adapt(connection) if connection is not None else await self._database.pool()
+        # Another driver's errors are its own, and with its connection no URL need be set.
+        native = isinstance(db, asyncpg.Connection | asyncpg.Pool)
+        with self._database.errors() if native else contextlib.nullcontext(), _parents_exist():
             job_id, created = await self._store.writes.insert(
                 db, job, max_args_bytes=self._settings.max_args_bytes
             )
@@ -303,7 +307,7 @@ class Enqueuer:
         scheduled_at: datetime | None,
         delay: timedelta | float | None,
         trace_context: str | None,
-        connection: asyncpg.Connection | None,
+        connection: object | None,
         after: Sequence[int] | None = None,
     ) -> list[int]:
         """Store one job of ``target`` per args item, all or nothing."""
@@ -321,8 +325,11 @@ class Enqueuer:
         )
         if not items:
             return []
-        if connection is not None:
-            ids = await self._insert_many(connection, resolved, template, items)
+        db = adapt(connection) if connection is not None else None
+        if isinstance(db, asyncpg.Connection):
+            ids = await self._insert_many(db, resolved, template, items)
+        elif db is not None:
+            ids = await self._insert_many_on(db, resolved, template, items)
         else:
             pool = await self._database.pool()
             with self._database.errors():
@@ -330,6 +337,22 @@ class Enqueuer:
                     ids = await self._insert_many(conn, resolved, template, items)
         if self.metrics is not None:
             self.metrics.enqueued(template.task_name, template.queue, len(ids))
+        return ids
+
+    async def _insert_many_on(
+        self, db: Queryable, resolved: Target, template: NewJob, items: list[Any]
+    ) -> list[int]:
+        """On another driver's connection, in the caller's transaction: every item encoded
+        (so a bad one writes nothing), then the chunks inserted one after another; an insert
+        that fails aborts the caller's transaction. Never suspends on a synchronous one."""
+        limit = self._settings.max_args_bytes
+        chunks = [
+            encode_many(resolved, items[start : start + _BULK_CHUNK], max_bytes=limit, start=start)
+            for start in range(0, len(items), _BULK_CHUNK)
+        ]
+        ids: list[int] = []
+        for chunk in chunks:
+            ids += await self._store.writes.insert_many(db, template, chunk, max_args_bytes=limit)
         return ids
 
     async def _insert_many(

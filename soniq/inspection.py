@@ -16,7 +16,7 @@ from soniq.db.connection import Database
 from soniq.db.jobs import JobStore
 from soniq.dead_letter import DeadLetterQueue
 from soniq.errors import ConfigurationError, JobNotFoundError
-from soniq.job import Job, JobState
+from soniq.job import Attempt, Job, JobState
 from soniq.periodic import Schedules
 from soniq.registry import Registry
 from soniq.results import wait_for_result
@@ -56,6 +56,18 @@ class Inspection(Steering):
         if job is None:
             raise JobNotFoundError(job_id)
         return job
+
+    async def get_attempts(self, job_id: int) -> list[Attempt]:
+        """Every failed attempt of the job, oldest first, each with its worker, times and
+        error with traceback (kept as long as ``done_retention``; the job's own row says how
+        its last attempt ended). Raises :class:`JobNotFoundError` if there is no such job
+        and no attempt of it is kept."""
+        attempts: list[Attempt] = []
+        if possible_job_ids(job_id):
+            attempts = await self._database.run(lambda db: self._store.reads.attempts(db, job_id))
+        if not attempts:
+            await self.get_job(job_id)
+        return attempts
 
     async def list_jobs(
         self,

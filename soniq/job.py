@@ -56,6 +56,21 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One failed attempt of a job, as :meth:`Soniq.get_attempts` returns it: which
+    ``attempt`` it was (1 for the first), the worker that ran it, when it was claimed and
+    when it ended, what the job became (``QUEUED``: retried, ``DEAD`` or ``CANCELLED``), and
+    its error (``error.detail`` holds the traceback)."""
+
+    attempt: int
+    worker_id: str | None
+    started_at: datetime | None
+    finished_at: datetime
+    outcome: JobState
+    error: JobError
+
+
+@dataclass(frozen=True)
 class JobContext:
     """Facts about the running attempt. A handler receives it by declaring a parameter
     annotated ``JobContext`` (any name; works with ``from __future__ import annotations``)."""

@@ -83,16 +83,17 @@ class ScheduleSpec:
     def check(
         cls,
         cron: str | None,
-        every: timedelta | None,
+        every: timedelta | float | None,
         timezone: str,
         args: Mapping[str, Any] | BaseModel | None,
         queue: str | None,
         priority: int | None,
         catch_up: int,
     ) -> ScheduleSpec:
-        """The spec, or :class:`RegistrationError` naming what is wrong with the timing."""
-        parsed, zone = _check_timing(cron, every, timezone, catch_up)
-        return cls(parsed, every, timezone, zone, args, queue, priority, catch_up)
+        """The spec, or :class:`RegistrationError` naming what is wrong with the timing
+        (``every`` is a timedelta or a number of seconds, as ``delay=`` is)."""
+        parsed, interval, zone = _check_timing(cron, every, timezone, catch_up)
+        return cls(parsed, interval, timezone, zone, args, queue, priority, catch_up)
 
     def describe(self) -> str:
         if self.cron is not None:
@@ -138,10 +139,10 @@ class Schedules:
 
 
 def _check_timing(
-    cron: str | None, every: timedelta | None, zone_name: str, catch_up: int
-) -> tuple[Cron | None, ZoneInfo]:
-    """The parsed cron expression (None for ``every``) and time zone of a schedule, or
-    :class:`RegistrationError` naming what is wrong."""
+    cron: str | None, every: timedelta | float | None, zone_name: str, catch_up: int
+) -> tuple[Cron | None, timedelta | None, ZoneInfo]:
+    """The parsed cron expression (None for ``every``), the interval (None for ``cron``)
+    and time zone of a schedule, or :class:`RegistrationError` naming what is wrong."""
     if (cron is None) == (every is None):
         raise RegistrationError("@app.periodic needs exactly one of cron=... or every=...")
     parsed: Cron | None = None
@@ -150,16 +151,12 @@ def _check_timing(
             parsed = Cron(cron)
         except ValueError as exc:
             raise RegistrationError(str(exc)) from None
+    interval = None
     if every is not None:
-        duration(every, "every=", error=RegistrationError)
+        interval = duration(every, "every=", seconds=True, error=RegistrationError)
     try:
         zone = ZoneInfo(zone_name)
     except (ValueError, LookupError):
         raise RegistrationError(f"unknown time zone {zone_name!r}") from None
     whole_number(catch_up, "catch_up", minimum=0, error=RegistrationError)
-    if parsed is not None:
-        try:
-            parsed.next_after(datetime.now(zone), zone)
-        except ValueError as exc:
-            raise RegistrationError(str(exc)) from None
-    return parsed, zone
+    return parsed, interval, zone

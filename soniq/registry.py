@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import types
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar, get_type_hints
@@ -44,6 +44,9 @@ class JobSpec:
     # No model and no named parameters, only ``**kwargs``: ``args_model`` would accept any
     # object unchanged, so the worker hands the parsed args over without it.
     raw_args: bool = False
+    # The handler takes ``**kwargs``: keys an open args model keeps beyond its fields are
+    # passed on; otherwise they stay in the stored job and the handler gets its fields only.
+    takes_extra_keys: bool = False
 
     @property
     def max_attempts(self) -> int:
@@ -203,7 +206,12 @@ def build_spec(
         result_model=result_model,
         backoff=task_backoff,
         raw_args=validate is None and open_ended and not value_params,
+        takes_extra_keys=open_ended,
     )
+
+
+# Where a job goes when neither the call, its contract nor its handler names a queue.
+DEFAULT_QUEUE = "default"
 
 
 class Registry:
@@ -233,6 +241,18 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self._by_name)
+
+    def unserved(self, queues: Sequence[str]) -> dict[str, list[str]]:
+        """The tasks whose jobs go, when enqueued without ``queue=``, to a queue not in
+        ``queues`` (the contract's default queue, else the handler's, else ``default``),
+        by queue."""
+        outside: dict[str, list[str]] = {}
+        for name, spec in sorted(self._by_name.items()):
+            queue = (spec.ref.default_queue if spec.ref is not None else None) or spec.queue
+            queue = queue or DEFAULT_QUEUE
+            if queue not in queues:
+                outside.setdefault(queue, []).append(name)
+        return outside
 
     def max_attempts_by_task(self) -> dict[str, int]:
         return {name: spec.max_attempts for name, spec in self._by_name.items()}

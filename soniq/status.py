@@ -29,7 +29,7 @@ class QueueStats:
     queued: int  # due now
     scheduled: int  # waiting for a future time (delayed, or retrying with backoff)
     running: int
-    done_last_hour: int
+    done_last_hour: int  # finished by workers this minute and the 59 before it
     dead: int
     oldest_wait_seconds: float | None  # how long the oldest due job has waited
     paused: bool = False  # app.configure_queue(queue, paused=True): no job starts

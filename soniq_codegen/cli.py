@@ -18,6 +18,15 @@ from soniq_codegen.contract_set import ContractSet, check_contracts
 from soniq_codegen.problem import ContractError
 from soniq_codegen.render import DIST_NAME, VERSION, import_name, render_package
 from soniq_codegen.source import UnsafeSourceError
+from soniq_codegen.version_lock import (
+    FIRST_VERSION,
+    VERSION_LOCK,
+    VersionError,
+    bumped,
+    classify,
+    lock_text,
+    locked_version,
+)
 from soniq_codegen.write import OutputError, diff_tree, is_generated, write_tree
 
 _SRC = click.argument("contracts", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -35,14 +44,15 @@ _NAME = click.option(
 _VERSION = click.option(
     "--version",
     "version",
-    default="0.1.0",
-    show_default=True,
-    help="Version of the generated distribution.",
+    default=None,
+    help=f"Version of the generated distribution (default: the one in the output's "
+    f"{VERSION_LOCK}, else {FIRST_VERSION}).",
 )
 _HINT = "bump `version` in the contracts of those tasks, or revert the change"
 
 
 @click.group()
+@click.version_option(package_name="soniq-jobs", prog_name="soniq-codegen")
 def main() -> None:
     """Turn task contracts (JSON Schema / YAML) into a typed, installable stub package."""
 
@@ -64,17 +74,38 @@ def _fail(exc: ContractError, outcome: str) -> NoReturn:
 def _render(
     contracts: Path, output: Path, name: str | None, version: str
 ) -> tuple[ContractSet, dict[str, bytes]]:
+    _check_options(output, name, version)
+    contract_set = _load(contracts)
+    return contract_set, _render_checked(contract_set, output, name, version)
+
+
+def _check_options(output: Path, name: str | None, version: str) -> None:
     dist = name or output.resolve().name
     package = import_name(dist)
     if not DIST_NAME.match(dist) or not package.isidentifier() or iskeyword(package):
         raise click.UsageError(f"{dist!r} is not a valid distribution name; pass --name")
     if not VERSION.match(version):
         raise click.UsageError(f"{version!r} is not a version such as 0.1.0")
-    contract_set = _load(contracts)
+
+
+def _render_checked(
+    contract_set: ContractSet, output: Path, name: str | None, version: str
+) -> dict[str, bytes]:
+    """The project's files, with the lock file of ``version``."""
     try:
-        return contract_set, render_package(contract_set, dist, version)
+        files = render_package(contract_set, name or output.resolve().name, version)
     except UnsafeSourceError as exc:
         echo(f"error: {exc}; refusing to write it", err=True)
+        raise SystemExit(1) from None
+    files[VERSION_LOCK] = lock_text(version)
+    return files
+
+
+def _locked(output: Path) -> str | None:
+    try:
+        return locked_version(output)
+    except VersionError as exc:
+        echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
 
 
@@ -84,21 +115,40 @@ def _render(
 @_NAME
 @_VERSION
 @click.option(
+    "--bump",
+    type=click.Choice(["auto"]),
+    default=None,
+    help="Raise the version by what changed: breaking -> major, addition -> minor, "
+    "descriptions -> patch.",
+)
+@click.option(
     "--allow-breaking",
     is_flag=True,
     help="Write even if the change breaks the package in the output without a version bump.",
 )
 def build(
-    contracts: Path, output: Path, name: str | None, version: str, allow_breaking: bool
+    contracts: Path,
+    output: Path,
+    name: str | None,
+    version: str | None,
+    bump: str | None,
+    allow_breaking: bool,
 ) -> None:
     """Generate the package for CONTRACTS into the output directory.
 
     When the output already holds a generated package, the contracts are first compared with
     the ones it ships (as `breaking --mode full` does); a breaking change in a task whose
-    version was not bumped is refused unless --allow-breaking.
+    version was not bumped is refused unless --allow-breaking. The version is kept in the
+    output's lock file; --bump auto raises it by what changed. Build outputs there (dist/,
+    build/, *.egg-info) are kept.
     """
-    contract_set, files = _render(contracts, output, name, version)
-    _gate(contract_set, output, allow_breaking)
+    if version is not None and bump is not None:
+        raise click.UsageError("pass --version or --bump, not both")
+    current = _locked(output)
+    contract_set, files = _render(contracts, output, name, version or current or FIRST_VERSION)
+    old = _gate(contract_set, output, allow_breaking)
+    if version is None and old is not None:
+        files = _follow(old, contract_set, files, output, current, bump is not None, name)
     try:
         changed = write_tree(files, output)
     except (OutputError, OSError) as exc:
@@ -108,13 +158,49 @@ def build(
     echo(f"{output}: {len(files)} files {state}.")
 
 
+def _follow(
+    old: Baseline,
+    contract_set: ContractSet,
+    files: dict[str, bytes],
+    output: Path,
+    current: str | None,
+    bump: bool,
+    name: str | None,
+) -> dict[str, bytes]:
+    """``files`` at the version that follows from the change to the package in ``output``:
+    raised by it with ``bump``, else kept (with a warning when the package changed)."""
+    change = classify(old, contract_set, bool(diff_tree(files, output)))
+    if change.level is None:
+        return files
+    if not bump:
+        echo(
+            f"warning: the package changed ({change.level}: {change.why}) but its version stays "
+            f"{current or FIRST_VERSION}: pass --bump auto, or --version",
+            err=True,
+        )
+        return files
+    if current is None:
+        echo(f"error: {output} has no {VERSION_LOCK} to bump: pass --version once", err=True)
+        raise SystemExit(1)
+    try:
+        version = bumped(current, change.level)
+    except VersionError as exc:
+        echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
+    echo(f"version {current} -> {version} ({change.level}: {change.why})")
+    return _render_checked(contract_set, output, name, version)
+
+
 @main.command()
 @_SRC
 @_OUT
 @_NAME
 @_VERSION
-def check(contracts: Path, output: Path, name: str | None, version: str) -> None:
-    """Exit 1 and list the differing files if the package is stale (for CI)."""
+def check(contracts: Path, output: Path, name: str | None, version: str | None) -> None:
+    """Exit 1 and list the differing files if the package is stale (for CI).
+
+    The version is the one in the output's lock file unless --version is given."""
+    version = version or _locked(output) or FIRST_VERSION
     differences = diff_tree(_render(contracts, output, name, version)[1], output)
     for line in differences:
         echo(line, err=True)
@@ -179,11 +265,12 @@ def breaking(
         raise SystemExit(1)
 
 
-def _gate(contract_set: ContractSet, output: Path, allow_breaking: bool) -> None:
-    """Refuse a breaking change to the package already in ``output`` without a version bump."""
+def _gate(contract_set: ContractSet, output: Path, allow_breaking: bool) -> Baseline | None:
+    """Refuse a breaking change to the package already in ``output`` without a version bump;
+    returns that package's contracts, if there is a package."""
     old = _existing(output, allow_breaking)
     if old is None:
-        return
+        return None
     report = compare(old, contract_set)
     if allow_breaking:
         report = _excused(report)
@@ -193,6 +280,7 @@ def _gate(contract_set: ContractSet, output: Path, allow_breaking: bool) -> None
         echo(report.summary(), err=True)
         echo(f"{_HINT}; nothing written (--allow-breaking writes anyway)", err=True)
         raise SystemExit(1)
+    return old
 
 
 def _existing(output: Path, allow_breaking: bool) -> Baseline | None:

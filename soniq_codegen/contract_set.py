@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from soniq_codegen.contract import TaskContract, is_task_file, read_tasks
 from soniq_codegen.fingerprint import fingerprint
+from soniq_codegen.keywords import META_HINT, schema_errors
 from soniq_codegen.load import SourceFile, join_pointer, load_tree
 from soniq_codegen.lower import Lowering
 from soniq_codegen.problem import ContractError, Problem
+from soniq_codegen.rules import document
 from soniq_codegen.tree import SchemaTree
 
 
@@ -26,6 +26,8 @@ class ContractSet:
     tree: SchemaTree
     defs: dict[str, dict[str, Any]]
     formats: set[str]
+    #: Class name -> the JSON Schema document the class checks as data (see rules.py).
+    rules: dict[str, Any]
 
 
 def check_contracts(root: Path) -> ContractSet:
@@ -63,7 +65,8 @@ def check_contracts(root: Path) -> ContractSet:
     for task in tasks:
         task.fingerprint = fingerprint(tree, task)
     ordered = sorted(tasks, key=lambda t: t.task)
-    return ContractSet(files, ordered, tree, lowering.defs, lowering.formats)
+    rules = {name: document(node, exact) for name, (node, exact) in sorted(lowering.rules.items())}
+    return ContractSet(files, ordered, tree, lowering.defs, lowering.formats, rules)
 
 
 def _read(sources: list[SourceFile], problems: list[Problem]) -> list[TaskContract]:
@@ -109,17 +112,16 @@ def _lower(tree: SchemaTree, tasks: list[TaskContract], problems: list[Problem])
 
 def _meta_problems(source: SourceFile, schema: Any, pointer: str) -> list[Problem]:
     """Problems of ``schema`` against the JSON Schema 2020-12 meta-schema."""
-    validator = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA)
     problems = []
-    for error in validator.iter_errors(schema):
-        where = join_pointer(pointer, *error.absolute_path)
+    for path, message in schema_errors(schema):
+        where = join_pointer(pointer, *path)
         problems.append(
             Problem(
                 source.path,
                 source.line(where),
                 where,
-                f"invalid JSON Schema: {error.message}",
-                "see https://json-schema.org/draft/2020-12",
+                f"invalid JSON Schema: {message}",
+                META_HINT,
             )
         )
     return problems

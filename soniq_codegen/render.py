@@ -16,7 +16,8 @@ from datamodel_code_generator.parser import LiteralType
 
 from soniq_codegen.contract import TaskContract
 from soniq_codegen.contract_set import ContractSet
-from soniq_codegen.lower import NOT_NULL
+from soniq_codegen.fingerprint import canonical_json
+from soniq_codegen.lower import NOT_NULL, OPTIONAL
 from soniq_codegen.source import (
     HEADER,
     clean_text,
@@ -31,7 +32,13 @@ from soniq_codegen.source import (
 DIST_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*([._-][A-Za-z0-9]+)*$")
 VERSION = re.compile(r"^[0-9]+(\.[0-9]+)*((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?$")
 PYDANTIC_REQUIREMENT = "pydantic>=2.11,<3"
-_MODEL_IMPORTS = frozenset({"__future__", "typing", "pydantic", "._types", "._base"})
+#: Declared only by a package with a model that checks rules as data (``_rules.py``): 4.18
+#: brought the referencing-based validators and ``validators.extend`` as used there.
+JSONSCHEMA_REQUIREMENT = "jsonschema>=4.18,<5"
+#: Declared only by a package whose contracts use ``format: email`` (pydantic's email check
+#: needs it; 2.0 is the release pydantic supports).
+EMAIL_REQUIREMENT = "email-validator>=2.0"
+_MODEL_IMPORTS = frozenset({"__future__", "typing", "pydantic", "._types", "._base", "._rules"})
 _MODEL_CALLS = frozenset({"Field", "ConfigDict"})
 
 
@@ -68,8 +75,13 @@ def runtime_requirement() -> str:
 def render_package(contracts: ContractSet, dist_name: str, version: str) -> dict[str, bytes]:
     """Every file of the generated project, keyed by POSIX path relative to the output dir."""
     pkg = import_name(dist_name)
+    requirements = [runtime_requirement(), PYDANTIC_REQUIREMENT]
+    if contracts.rules:
+        requirements.append(JSONSCHEMA_REQUIREMENT)
+    if "Email" in contracts.formats:
+        requirements.append(EMAIL_REQUIREMENT)
     files: dict[str, str] = {
-        "pyproject.toml": _pyproject(dist_name, pkg, version),
+        "pyproject.toml": _pyproject(dist_name, pkg, version, requirements),
         "README.md": _readme(dist_name, pkg, contracts.tasks),
         f"{pkg}/__init__.py": "",
         f"{pkg}/_base.py": package_file("_base.py"),
@@ -79,6 +91,8 @@ def render_package(contracts: ContractSet, dist_name: str, version: str) -> dict
         f"{pkg}/py.typed": "",
         f"{pkg}/soniq.lock.json": _lock(contracts.tasks),
     }
+    if contracts.rules:
+        files[f"{pkg}/_rules.py"] = package_file("_rules.py")
     models = verify_module(files[f"{pkg}/models.py"], _MODEL_IMPORTS, _MODEL_CALLS)
     classes = [node.name for node in models.body if isinstance(node, ast.ClassDef)]
     files[f"{pkg}/tasks.py"] = _tasks(contracts.tasks)
@@ -129,7 +143,7 @@ def _models(contracts: ContractSet, pkg: str) -> str:
             collapse_root_models=True,
             use_standard_collections=True,
             use_union_operator=True,
-            field_extra_keys={NOT_NULL},
+            field_extra_keys={NOT_NULL, OPTIONAL},
             strict_types=[StrictTypes.str, StrictTypes.int, StrictTypes.float, StrictTypes.bool],
         )
     if not isinstance(text, str):
@@ -137,21 +151,26 @@ def _models(contracts: ContractSet, pkg: str) -> str:
     # Relative imports keep the package relocatable and put them in isort's last section.
     text = text.replace(f"from {pkg}._types import", "from ._types import")
     text = text.replace(f"from {pkg}._base import", "from ._base import")
-    return _fix_header(_root_models_as_aliases(text))
+    return _fix_header(_rewrite_classes(text, contracts.rules))
 
 
-def _root_models_as_aliases(text: str) -> str:
-    """Turn ``class Tag(RootModel[str]): root: Annotated[...]`` into ``Tag = Annotated[...]``.
+def _rewrite_classes(text: str, rules: dict[str, Any]) -> str:
+    """Root models become aliases; classes with rules become ``RuledModel``s carrying their
+    schema as a JSON literal.
 
-    The generator wraps constrained array items in root models; as plain aliases the items
-    validate the same but reach handlers as plain values (``list[str]``, not ``list[Tag]``).
+    The generator wraps constrained array items in root models (``class Tag(RootModel[str]):
+    root: Annotated[...]``); as plain aliases (``Tag = Annotated[...]``) the items validate
+    the same but reach handlers as plain values (``list[str]``, not ``list[Tag]``).
     """
     lines = text.split("\n")
-    tree = ast.parse(text)
-    for node in reversed(tree.body):
-        if not (
-            isinstance(node, ast.ClassDef)
-            and len(node.bases) == 1
+    for node in reversed(ast.parse(text).body):
+        if _is_model_rebuild(node) and node.end_lineno is not None:
+            # A class that refers to itself: pydantic completes it at first use anyway.
+            del lines[node.lineno - 1 : node.end_lineno]
+        if not isinstance(node, ast.ClassDef) or node.end_lineno is None:
+            continue
+        if (
+            len(node.bases) == 1
             and isinstance(node.bases[0], ast.Subscript)
             and isinstance(node.bases[0].value, ast.Name)
             and node.bases[0].value.id == "RootModel"
@@ -159,12 +178,31 @@ def _root_models_as_aliases(text: str) -> str:
             and isinstance(node.body[0], ast.AnnAssign)
             and node.body[0].value is None
         ):
-            continue
-        annotation = ast.get_source_segment(text, node.body[0].annotation)
-        if annotation is None or node.end_lineno is None:
-            continue
-        lines[node.lineno - 1 : node.end_lineno] = [f"{node.name} = {annotation}"]
-    return "\n".join(lines)
+            annotation = ast.get_source_segment(text, node.body[0].annotation)
+            if annotation is not None:
+                lines[node.lineno - 1 : node.end_lineno] = [f"{node.name} = {annotation}"]
+        elif node.name in rules:
+            literal = py_str(canonical_json(rules[node.name]))
+            lines.insert(node.end_lineno, f"    __contract__: ClassVar[str] = {literal}")
+            lines[node.lineno - 1] = lines[node.lineno - 1].replace(
+                "(ContractModel)", "(RuledModel)"
+            )
+    text = "\n".join(lines)
+    if rules:
+        future = "from __future__ import annotations\n"
+        imports = "from typing import ClassVar\nfrom ._rules import RuledModel\n"
+        text = text.replace(future, future + imports, 1)
+    return text
+
+
+def _is_model_rebuild(node: ast.stmt) -> bool:
+    """``Name.model_rebuild()``, which the generator writes after self-referring classes."""
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Attribute)
+        and node.value.func.attr == "model_rebuild"
+    )
 
 
 def _fix_header(text: str) -> str:
@@ -173,7 +211,8 @@ def _fix_header(text: str) -> str:
     imports = [node for node in tree.body if isinstance(node, ast.ImportFrom)]
     lines = text.split("\n")
     body = "\n".join(lines[max(node.end_lineno or 0 for node in imports) :]).strip("\n")
-    used = {n.id for n in ast.walk(ast.parse(body)) if isinstance(n, ast.Name)}
+    declarations = [node for node in tree.body if not isinstance(node, ast.ImportFrom)]
+    used = {n.id for d in declarations for n in ast.walk(d) if isinstance(n, ast.Name)}
     groups: tuple[dict[str, list[str]], ...] = ({}, {}, {})  # stdlib, third party, local
     for node in imports:
         module = "." * node.level + (node.module or "")
@@ -252,7 +291,7 @@ def _lock(tasks: list[TaskContract]) -> str:
     return json.dumps(lock, indent=2, sort_keys=True) + "\n"
 
 
-def _pyproject(dist_name: str, pkg: str, version: str) -> str:
+def _pyproject(dist_name: str, pkg: str, version: str, requirements: list[str]) -> str:
     return (
         HEADER + "\n[build-system]\n"
         'requires = ["setuptools>=61"]\n'
@@ -263,7 +302,7 @@ def _pyproject(dist_name: str, pkg: str, version: str) -> str:
         'description = "Typed task references and args models generated from task contracts."\n'
         'readme = "README.md"\n'
         'requires-python = ">=3.10"\n'
-        f"dependencies = [{py_str(runtime_requirement())}, {py_str(PYDANTIC_REQUIREMENT)}]\n\n"
+        f"dependencies = [{', '.join(py_str(r) for r in requirements)}]\n\n"
         "# The runtime finds every installed contract package here (enqueue by bare name).\n"
         '[project.entry-points."soniq.contracts"]\n'
         f"{pkg} = {py_str(pkg + '.tasks')}\n\n"

@@ -17,10 +17,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from soniq_codegen.contract import TaskContract
+from soniq_codegen.fingerprint import canonical_json, inline
+from soniq_codegen.keywords import ANNOTATIONS, CHECKED, JSON_TYPES, json_types
 from soniq_codegen.load import join_pointer
 from soniq_codegen.tree import SchemaNode, SchemaTree
 
-SIZES = ("minLength", "maxLength", "minItems", "maxItems")
+SIZES = ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
+#: Keywords compared as a whole (their inlined value), rather than taken apart.
+WHOLE = CHECKED - {"anyOf", "oneOf", "minProperties", "maxProperties"}
+ALL_TYPES = frozenset(JSON_TYPES)
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,13 @@ class Shape:
     closed: bool = False
     #: ``(value,)`` when the schema has a default, ``()`` otherwise.
     default: tuple[Any, ...] = ()
+    #: ``anyOf`` or ``oneOf`` (not the ``[T, null]`` form) and the shapes of its branches.
+    union: str | None = None
+    branches: list[Shape] = field(default_factory=list)
+    #: The canonical JSON of the inlined schema; set on union branches, to match them up.
+    canonical: str = ""
+    #: Keywords compared whole (:data:`WHOLE`, non-string enums, ...): canonical JSON each.
+    whole: dict[str, str] = field(default_factory=dict)
 
     @property
     def base(self) -> frozenset[str]:
@@ -77,51 +89,102 @@ class Shape:
 
 def args_shape(tree: SchemaTree, task: TaskContract) -> Shape:
     """The shape of ``task``'s args schema."""
-    return _shape(tree.args(task), "", shared=False)
+    return _Shaper().shape(tree.args(task), "", shared=False)
 
 
-def _shape(node: SchemaNode, pointer: str, *, shared: bool) -> Shape:
-    """The shape of ``node``, found at ``pointer`` of the inlined args schema."""
-    data = node.data
-    if "$ref" in data:
-        return _shape(node.ref_target(), pointer, shared=True)
-    if "anyOf" in data:
-        # The only anyOf a checked contract can hold: [T, {type: null}] in either order.
-        index = next(i for i, o in enumerate(data["anyOf"]) if o != {"type": "null"})
-        inner = _shape(node.any_of[index], join_pointer(pointer, "anyOf", index), shared=shared)
-        return replace(inner, outer=pointer, types=inner.types | {"null"})
-    declared = data.get("type")
-    types: set[str] = {t for t in (declared if isinstance(declared, list) else [declared]) if t}
-    enum: frozenset[str] | None = None
-    if "enum" in data or "const" in data:
-        values = data["enum"] if "enum" in data else [data["const"]]
-        if None in values:
-            types.add("null")
-        if any(v is not None for v in values):
-            types.add("string")
-            enum = frozenset(v for v in values if v is not None)
-    shape = Shape(
-        pointer=pointer,
-        outer=pointer,
-        origin=(f"{node.file}#{node.pointer}" if node.pointer else node.file) if shared else None,
-        types=frozenset(types),
-        enum=enum,
-        const="const" in data,
-        format=data.get("format"),
-        pattern=data.get("pattern"),
-        lower=_bound(data, (("minimum", False), ("exclusiveMinimum", True)), lower=True),
-        upper=_bound(data, (("maximum", False), ("exclusiveMaximum", True)), lower=False),
-        sizes={key: data[key] for key in SIZES if key in data},
-        closed=data.get("additionalProperties", True) is False,
-        required=frozenset(data.get("required", ())),
-        default=(data["default"],) if "default" in data else (),
-    )
-    if node.items is not None and isinstance(node.items.data, dict):
-        shape.items = _shape(node.items, join_pointer(pointer, "items"), shared=shared)
-    for name, sub in node.properties.items():
-        where = join_pointer(pointer, "properties", name)
-        shape.properties[name] = _shape(sub, where, shared=shared)
-    return shape
+class _Shaper:
+    def __init__(self) -> None:
+        #: The ``$ref`` targets being shaped: a reference back to one is recursion.
+        self.open: set[tuple[str, str]] = set()
+
+    def shape(self, node: SchemaNode, pointer: str, *, shared: bool) -> Shape:
+        """The shape of ``node``, found at ``pointer`` of the inlined args schema."""
+        data = node.data
+        origin = (f"{node.file}#{node.pointer}" if node.pointer else node.file) if shared else None
+        if not isinstance(data, dict):
+            types = ALL_TYPES if data else frozenset()
+            return Shape(pointer=pointer, outer=pointer, origin=origin, types=types)
+        if "$ref" in data:
+            target = node.ref_target()
+            key = (target.file, target.pointer)
+            if key in self.open:
+                where = f"{target.file}#{target.pointer}"
+                return Shape(pointer, pointer, origin, ALL_TYPES, whole={"$ref": where})
+            if set(data) - ANNOTATIONS == {"$ref"}:
+                self.open.add(key)
+                try:
+                    return self.shape(target, pointer, shared=True)
+                finally:
+                    self.open.discard(key)
+            beside = {k: v for k, v in data.items() if k != "$ref"}
+            shape = self.plain(node, beside, pointer, shared=shared)
+            shape.whole["$ref"] = canonical_json(inline(target))
+            return shape
+        nulls = [i for i, o in enumerate(data.get("anyOf", ())) if o == {"type": "null"}]
+        if set(data) - ANNOTATIONS == {"anyOf"} and len(data["anyOf"]) == 2 and len(nulls) == 1:
+            index = 1 - nulls[0]
+            inner = self.shape(
+                node.any_of[index], join_pointer(pointer, "anyOf", index), shared=shared
+            )
+            return replace(inner, outer=pointer, types=inner.types | {"null"})
+        return self.plain(node, data, pointer, shared=shared)
+
+    def plain(self, node: SchemaNode, data: dict[str, Any], pointer: str, *, shared: bool) -> Shape:
+        """The shape of ``data``, written at ``node``, that is not a reference."""
+        declared = data.get("type")
+        types: set[str] = {t for t in (declared if isinstance(declared, list) else [declared]) if t}
+        enum: frozenset[str] | None = None
+        wholes = sorted(set(data) & WHOLE) + (
+            ["additionalProperties"] if isinstance(data.get("additionalProperties"), dict) else []
+        )
+        if "anyOf" in data and "oneOf" in data:
+            wholes.append("anyOf")
+        inlined = inline(node) if wholes else {}
+        whole = {k: canonical_json(inlined[k]) for k in wholes}
+        if "enum" in data or "const" in data:
+            values = data["enum"] if "enum" in data else [data["const"]]
+            if all(v is None or isinstance(v, str) for v in values):
+                types.update(["null"] if None in values else [])
+                types.update(["string"] if any(v is not None for v in values) else [])
+                enum = frozenset(v for v in values if v is not None) or None
+            else:
+                types = set(json_types(data))
+                whole["enum"] = canonical_json(sorted(canonical_json(v) for v in values))
+        elif declared is None:
+            types = set(json_types(data))
+        shape = Shape(
+            pointer=pointer,
+            outer=pointer,
+            origin=(f"{node.file}#{node.pointer}" if node.pointer else node.file)
+            if shared
+            else None,
+            types=frozenset(types),
+            enum=enum,
+            const="const" in data,
+            format=data.get("format"),
+            pattern=data.get("pattern"),
+            lower=_bound(data, (("minimum", False), ("exclusiveMinimum", True)), lower=True),
+            upper=_bound(data, (("maximum", False), ("exclusiveMaximum", True)), lower=False),
+            sizes={key: data[key] for key in SIZES if key in data},
+            closed=data.get("additionalProperties", True) is False,
+            required=frozenset(data.get("required", ())),
+            default=(data["default"],) if "default" in data else (),
+            whole=whole,
+        )
+        if node.items is not None and isinstance(node.items.data, dict):
+            shape.items = self.shape(node.items, join_pointer(pointer, "items"), shared=shared)
+        for name, sub in node.properties.items():
+            where = join_pointer(pointer, "properties", name)
+            shape.properties[name] = self.shape(sub, where, shared=shared)
+        for key in ("oneOf", "anyOf"):
+            if isinstance(data.get(key), list) and shape.union is None:
+                shape.union = key
+                for index in range(len(data[key])):
+                    sub = node.subs[(key, str(index))]
+                    branch = self.shape(sub, join_pointer(pointer, key, index), shared=shared)
+                    branch.canonical = canonical_json(inline(sub))
+                    shape.branches.append(branch)
+        return shape
 
 
 def _bound(

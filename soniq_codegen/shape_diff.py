@@ -6,6 +6,7 @@ Which directions a rule breaks, and whether it fails the check, is
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -20,7 +21,11 @@ _SIZE_RULES = {
     "maxLength": "max-length",
     "minItems": "min-items",
     "maxItems": "max-items",
+    "minProperties": "min-properties",
+    "maxProperties": "max-properties",
 }
+#: Keywords compared whole whose change has a direction: rule stem when added / removed.
+_WHOLE_RULES = {"multipleOf": "multiple-of", "uniqueItems": "unique-items"}
 
 
 @dataclass(frozen=True)
@@ -68,16 +73,90 @@ class _Differ:
             self.add("null-added", new.outer, "null now allowed", new.origin)
         elif "null" in old.types and "null" not in new.types:
             self.add("null-removed", new.outer, "null no longer allowed", new.origin)
+        self.wholes(old, new)
+        self.unions(old, new)
         if new.base == {"string"}:
             self.strings(old, new)
         elif new.base <= {"integer", "number"}:
             self.numbers(old, new)
         elif new.base == {"array"}:
-            self.sizes(old, new, ("minItems", "maxItems"))
-            if old.items is not None and new.items is not None:
-                self.shapes(old.items, new.items)
+            self.arrays(old, new)
         elif new.base == {"object"}:
             self.objects(old, new)
+        elif len(new.base) > 1:  # each keyword applies to its own type
+            self.sizes(old, new, ("minLength", "maxLength"))
+            self.numbers(old, new)
+            self.texts(old, new)
+            self.arrays(old, new)
+            self.objects(old, new)
+
+    def arrays(self, old: Shape, new: Shape) -> None:
+        self.sizes(old, new, ("minItems", "maxItems"))
+        if old.items is not None and new.items is not None:
+            self.shapes(old.items, new.items)
+
+    def wholes(self, old: Shape, new: Shape) -> None:
+        """Keywords compared whole: a change is breaking unless its direction is known."""
+        for key in sorted(old.whole.keys() | new.whole.keys()):
+            was, now = old.whole.get(key), new.whole.get(key)
+            if was == now:
+                continue
+            at = join_pointer(new.pointer, key)
+            if key == "dependentRequired":
+                self.dependencies(json.loads(was or "{}"), json.loads(now or "{}"), at, new.origin)
+                continue
+            if key == "uniqueItems" and {was, now} <= {None, "false"}:
+                continue
+            stem = _WHOLE_RULES.get(key)
+            state = (
+                "added"
+                if was in (None, "false")
+                else "removed"
+                if now in (None, "false")
+                else "changed"
+            )
+            rule = f"{stem}-{state}" if stem else "keyword-changed"
+            self.add(rule, at, f"{key} {state}: {_or_none(was)} -> {_or_none(now)}", new.origin)
+
+    def dependencies(
+        self, was: dict[str, list[str]], now: dict[str, list[str]], at: str, via: str | None
+    ) -> None:
+        before = {(k, v) for k, values in was.items() for v in values}
+        after = {(k, v) for k, values in now.items() for v in values}
+        for rule, pairs in (
+            ("dependent-required-added", after - before),
+            ("dependent-required-removed", before - after),
+        ):
+            if pairs:
+                detail = ", ".join(f"{k!r} needs {v!r}" for k, v in sorted(pairs))
+                self.add(rule, at, detail, via)
+
+    def unions(self, old: Shape, new: Shape) -> None:
+        """``anyOf``/``oneOf`` branches: added, removed, or changed in place."""
+        if old.union != new.union:
+            key = new.union or old.union or "anyOf"
+            detail = f"{old.union or 'no union'} -> {new.union or 'no union'}"
+            self.add("keyword-changed", join_pointer(new.pointer, key), detail, new.origin)
+            return
+        if new.union is None:
+            return
+        kept = {b.canonical for b in old.branches} & {b.canonical for b in new.branches}
+        gone = [b for b in old.branches if b.canonical not in kept]
+        added = [b for b in new.branches if b.canonical not in kept]
+        if len(gone) == len(added):  # changed in place: compared branch by branch
+            for was, now in zip(gone, added, strict=True):
+                self.shapes(was, now)
+            return
+        for branch in added:
+            self.add("branch-added", branch.pointer, f"{new.union} branch added", new.origin)
+        for branch in gone:
+            where = join_pointer(new.pointer, new.union)
+            self.add(
+                "branch-removed",
+                where,
+                f"{new.union} branch removed: {branch.canonical}",
+                new.origin,
+            )
 
     def strings(self, old: Shape, new: Shape) -> None:
         at, via = new.pointer, new.origin
@@ -112,6 +191,10 @@ class _Differ:
                 self.add("enum-value-added", join_pointer(at, keyword), detail, via)
             return
         self.sizes(old, new, ("minLength", "maxLength"))
+        self.texts(old, new)
+
+    def texts(self, old: Shape, new: Shape) -> None:
+        at, via = new.pointer, new.origin
         for keyword, rules in (("pattern", "pattern"), ("format", "format")):
             was, now = getattr(old, keyword), getattr(new, keyword)
             if was == now:
@@ -124,7 +207,7 @@ class _Differ:
                 rule, detail = f"{rules}-changed", f"{keyword} {was!r} -> {now!r}"
             self.add(rule, join_pointer(at, keyword), detail, via)
 
-    def sizes(self, old: Shape, new: Shape, keywords: tuple[str, str]) -> None:
+    def sizes(self, old: Shape, new: Shape, keywords: tuple[str, ...]) -> None:
         for keyword in keywords:
             was, now = old.sizes.get(keyword), new.sizes.get(keyword)
             if keyword.startswith("min"):
@@ -159,6 +242,7 @@ class _Differ:
 
     def objects(self, old: Shape, new: Shape) -> None:
         at, via = new.pointer, new.origin
+        self.sizes(old, new, ("minProperties", "maxProperties"))
         if old.closed != new.closed:
             rule = "additional-properties-closed" if new.closed else "additional-properties-opened"
             detail = "unknown keys now rejected" if new.closed else "unknown keys now allowed"
@@ -183,8 +267,8 @@ class _Differ:
             self.add("property-removed-closed", where, detail, new.origin)
         elif not required:
             detail = (
-                f"optional property {name!r} removed from an open object: only producers that "
-                "bypass the generated models could send it with a value old workers reject"
+                f"optional property {name!r} removed from an open object: new producers may send "
+                "it as an extra key, with a value old workers reject"
             )
             self.add("property-removed-open", where, detail, new.origin)
 
@@ -201,8 +285,8 @@ class _Differ:
             self.add("property-added-closed", where, detail, new.origin)
         elif not required:
             detail = (
-                f"optional property {name!r} added to an open object: only jobs written without "
-                "the generated models can carry it with a value new workers reject"
+                f"optional property {name!r} added to an open object: queued jobs may carry it as "
+                "an extra key, with a value new workers reject"
             )
             self.add("property-added-open", where, detail, new.origin)
 

@@ -12,6 +12,11 @@ from typing import Any
 from soniq_codegen.contract import TaskContract
 from soniq_codegen.load import SourceFile, get_pointer, join_pointer, resolve_ref
 
+#: Keywords whose value is one sub-schema, a list of them, or a map of names to them.
+ONE_SCHEMA = ("items", "contains", "not", "if", "then", "else", "additionalProperties")
+SCHEMA_LIST = ("prefixItems", "allOf", "anyOf", "oneOf")
+SCHEMA_MAP = ("properties", "patternProperties", "dependentSchemas")
+_REF_ALONE = frozenset({"$ref", "title", "description", "examples", "$comment"})
 REF_HINT = (
     "use a relative path inside the contract directory, "
     "e.g. common/money.yaml or common/defs.yaml#/$defs/Money"
@@ -42,6 +47,8 @@ class SchemaNode:
     properties: dict[str, SchemaNode] = field(default_factory=dict)
     items: SchemaNode | None = None
     any_of: list[SchemaNode] = field(default_factory=list)
+    #: Every sub-schema by its path below this node (``oneOf/0``, ``not``, ``properties/a``).
+    subs: dict[tuple[str, ...], SchemaNode] = field(default_factory=dict)
     #: The node ``$ref`` points at; None without ``$ref`` or when it does not resolve.
     target: SchemaNode | None = None
     #: Why ``$ref`` does not resolve; None also when the target file did not parse, since
@@ -96,24 +103,23 @@ class SchemaTree:
             return
         if "$ref" in data:
             self._resolve(node, data["$ref"])
-        if isinstance(data.get("properties"), dict):
-            node.properties = {
-                name: self._at(node.file, join_pointer(node.pointer, "properties", name), sub)
-                for name, sub in data["properties"].items()
-            }
-        if "items" in data:
-            node.items = self._at(node.file, join_pointer(node.pointer, "items"), data["items"])
-        if isinstance(data.get("anyOf"), list):
-            node.any_of = [
-                self._at(node.file, join_pointer(node.pointer, "anyOf", index), option)
-                for index, option in enumerate(data["anyOf"])
-            ]
+        for path, sub in _sub_schemas(data):
+            node.subs[path] = self._at(node.file, join_pointer(node.pointer, *path), sub)
+        node.properties = {
+            path[1]: sub for path, sub in node.subs.items() if path[0] == "properties"
+        }
+        node.items = node.subs.get(("items",))
+        node.any_of = [sub for path, sub in node.subs.items() if path[0] == "anyOf"]
 
     def _resolve(self, node: SchemaNode, ref: object) -> None:
         try:
             file, pointer = resolve_ref(ref, node.file, self._known)
         except ValueError as exc:
-            node.unresolved = Unresolved(str(exc), REF_HINT)
+            root = self.files[node.file].data
+            hint = REF_HINT
+            if isinstance(root, dict) and "$id" in root:  # the author meant the $id's URI
+                hint = f"$ref resolves against the file, not against $id (not supported); {hint}"
+            node.unresolved = Unresolved(str(exc), hint)
             return
         data = self.files[file].data
         if data is None:
@@ -127,3 +133,41 @@ class SchemaTree:
             )
             return
         node.target = self._at(file, pointer, target)
+
+
+def _sub_schemas(data: dict[str, Any]) -> list[tuple[tuple[str, ...], Any]]:
+    """The sub-schemas of ``data`` with their paths, for the keywords that hold schemas."""
+    found: list[tuple[tuple[str, ...], Any]] = []
+    for key in ONE_SCHEMA:
+        if key in data:
+            found.append(((key,), data[key]))
+    for key in SCHEMA_LIST:
+        if isinstance(data.get(key), list):
+            found.extend(((key, str(i)), sub) for i, sub in enumerate(data[key]))
+    for key in SCHEMA_MAP:
+        if isinstance(data.get(key), dict):
+            found.extend(((key, name), sub) for name, sub in data[key].items())
+    return found
+
+
+def all_of_branches(node: SchemaNode) -> list[SchemaNode]:
+    """The mapping schemas in ``node``'s ``allOf`` (through ``$ref``s written alone, and
+    nested ``allOf``s): all their keywords apply to ``node``'s value too."""
+    found: list[SchemaNode] = []
+    seen = {(node.file, node.pointer)}
+    stack = [node]
+    while stack:
+        for path, sub in stack.pop().subs.items():
+            if path[0] != "allOf":
+                continue
+            followed = {(sub.file, sub.pointer)}
+            while isinstance(sub.data, dict) and set(sub.data) <= _REF_ALONE and sub.target:
+                sub = sub.target
+                if (sub.file, sub.pointer) in followed:
+                    break  # a $ref cycle: nothing but references
+                followed.add((sub.file, sub.pointer))
+            if isinstance(sub.data, dict) and (sub.file, sub.pointer) not in seen:
+                seen.add((sub.file, sub.pointer))
+                found.append(sub)
+                stack.append(sub)
+    return found

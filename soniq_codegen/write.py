@@ -62,8 +62,8 @@ def write_tree(files: dict[str, bytes], out: Path) -> bool:
     """Make ``out`` hold exactly ``files``; return False if it already did.
 
     The new tree is written beside ``out`` and swapped in with renames, so a failure leaves
-    the previous output as it was. A non-empty directory that soniq-codegen did not write is
-    never replaced.
+    the previous output as it was; build outputs at its top (dist/, build/, *.egg-info) are
+    kept. A non-empty directory that soniq-codegen did not write is never replaced.
     """
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} exists and is not a directory")
@@ -85,11 +85,21 @@ def write_tree(files: dict[str, bytes], out: Path) -> bool:
             target.write_bytes(data)
         if out.is_dir():
             backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, backup / "tree")
+            # What `python -m build` and friends left there (dist/, build/, *.egg-info) moves
+            # into the new tree, and back if the swap fails.
+            kept = [path.name for path in out.iterdir() if _ignored(Path(path.name))]
+            for name in kept:
+                os.replace(out / name, staging / name)
             try:
-                os.replace(staging, out)
+                os.replace(out, backup / "tree")
+                try:
+                    os.replace(staging, out)
+                except OSError:
+                    os.replace(backup / "tree", out)
+                    raise
             except OSError:
-                os.replace(backup / "tree", out)
+                for name in kept:
+                    os.replace(staging / name, out / name)
                 raise
             shutil.rmtree(backup, ignore_errors=True)
         else:

@@ -106,3 +106,14 @@ async def set_up_to_migration(db: Any, schema: str, last: int) -> None:
                 migration.name,
                 migration.checksum,
             )
+
+
+async def listening(db: Any, schema: str) -> bool:
+    """True once a worker's LISTEN connection has subscribed to this schema's channel."""
+    return bool(
+        await db.fetchval(
+            "SELECT count(*) > 0 FROM pg_stat_activity "
+            "WHERE application_name = 'soniq-listener' AND query ILIKE $1",
+            f'LISTEN "{schema}.jobs"%',
+        )
+    )

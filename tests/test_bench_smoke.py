@@ -51,6 +51,7 @@ def test_smoke_run_completes_and_every_job_ran(database_url: str, tmp_path: Path
     assert set(report["results"]["soniq"]) >= SONIQ_SCENARIOS
     validation = report["results"]["soniq"]["validation_cost"]
     assert validation["with_model_per_s"] > 0 and validation["without_model_per_s"] > 0
+    assert validation["union_model_us_per_job"] > validation["plain_model_us_per_job"] > 0
     limits = report["results"]["soniq"]
     assert limits["limit_drain"]["jobs_per_s"] > 0 and limits["limit_copy"]["jobs_per_s"] > 0
     for ratio in (

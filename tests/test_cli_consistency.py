@@ -1,16 +1,26 @@
 """The CLI commands users expect to behave alike: setup reports what it applied, purge --all
-asks first (or --yes, or --dry-run), enqueue from a shell, worker takes --database-url and
---schema like every other command."""
+asks first (or --yes, or --dry-run), enqueue from a shell, every command takes --database-url
+and --schema, help summaries are whole sentences, timestamps are ISO 8601 in text and JSON,
+purge and replay fail alike on jobs that are not dead, worker warns of unserved queues."""
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 import subprocess
+from collections.abc import Iterator
+from datetime import datetime, timezone
 
 import asyncpg
+import click
+import pytest
+from click.testing import CliRunner
 
 from soniq import Soniq
+from soniq.cli import main
 from soniq.db.migrate import load_migrations
-from tests.helpers import count_jobs
+from tests.helpers import count_jobs, start_worker, stop_worker, wait_until
 from tests.test_cli import assert_clean_failure, soniq_cli
 
 
@@ -118,5 +128,112 @@ async def test_worker_takes_database_url_and_schema_options(
         worker.terminate()
         _, stderr = worker.communicate(timeout=30)
     assert worker.returncode == 0, stderr
+    first_line = stderr.splitlines()[0]
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 INFO ", first_line), stderr
     pinned = _cli(python, env, "worker", "tests.apps.factory_app:pinned", "--schema", schema)
     assert_clean_failure(pinned, "was created with schema 'pinned', not --schema")
+
+
+def _commands(
+    group: click.Group, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    for name, command in sorted(group.commands.items()):
+        yield (*path, name), command
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+
+
+def test_every_command_takes_database_url_and_schema() -> None:
+    leaves = [(path, c) for path, c in _commands(main) if not isinstance(c, click.Group)]
+    assert len(leaves) >= 12
+    for path, command in leaves:
+        names = {param.name for param in command.params}
+        assert {"database_url", "schema"} <= names, " ".join(path)
+
+
+def test_every_help_summary_is_a_whole_sentence() -> None:
+    groups = [((), main)] + [(p, c) for p, c in _commands(main) if isinstance(c, click.Group)]
+    for path, _group in groups:
+        shown = CliRunner().invoke(main, [*path, "--help"], terminal_width=80)
+        assert shown.exit_code == 0, shown.output
+        listed = shown.output.split("Commands:\n", 1)[1].splitlines()
+        assert listed
+        for line in listed:
+            _name, summary = line.split(maxsplit=1)
+            assert summary.endswith(".") and not summary.endswith("..."), (path, line)
+
+
+_ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00"
+_OTHER_TIME = re.compile(r"\d{4}-\d\d-\d\d[ _]\d\d:\d\d|\d\d:\d\d:\d\d\.\d")
+
+
+def _timestamps(text: str) -> list[datetime]:
+    assert not _OTHER_TIME.search(text), text
+    return [datetime.fromisoformat(found) for found in re.findall(_ISO, text)]
+
+
+async def test_timestamps_are_iso_8601_in_text_and_json(
+    app: Soniq, python: str, subprocess_env: dict[str, str]
+) -> None:
+    await _two_dead(app)
+    [dead, _] = await app.dead_letter.list()
+    assert dead.finished_at is not None
+    expected = dead.finished_at.astimezone(timezone.utc).replace(microsecond=0)
+    for args in (["jobs", "list"], ["jobs", "show", str(dead.id)], ["dead-letter", "list"]):
+        text = _cli(python, subprocess_env, *args)
+        as_json = _cli(python, subprocess_env, *args, "--json")
+        assert text.returncode == as_json.returncode == 0, text.stderr + as_json.stderr
+        assert _timestamps(text.stdout) and _timestamps(as_json.stdout), args
+        json.loads(as_json.stdout)
+        if args[0] != "jobs" or args[1] == "show":
+            assert expected in _timestamps(text.stdout) and expected in _timestamps(as_json.stdout)
+    status = _cli(python, subprocess_env, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    _timestamps(status.stdout)
+
+
+async def test_dead_letter_list_prints_a_header(
+    app: Soniq, python: str, subprocess_env: dict[str, str]
+) -> None:
+    await _two_dead(app)
+    listed = _cli(python, subprocess_env, "dead-letter", "list")
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert header.split() == ["ID", "TASK", "QUEUE", "ATTEMPTS", "DIED", "ERROR"]
+    assert len(rows) == 2 and all("gone.task" in row for row in rows)
+
+
+async def test_purge_and_replay_fail_alike_on_jobs_that_are_not_dead(
+    app: Soniq, python: str, subprocess_env: dict[str, str], db: asyncpg.Connection, schema: str
+) -> None:
+    queued = await app.enqueue("live.task", {})
+    for verb in ("replay", "purge"):
+        result = _cli(python, subprocess_env, "dead-letter", verb, str(queued), "987654321")
+        assert_clean_failure(result, "not dead (or not found)")
+    assert await count_jobs(db, schema, "state = 'queued'") == 1
+
+
+async def test_worker_warns_when_registered_tasks_queues_are_not_served(
+    app: Soniq, caplog: pytest.LogCaptureFixture
+) -> None:
+    @app.job(name="mail.send", queue="mail")
+    async def send() -> None:
+        return None
+
+    @app.job(name="reports.build", queue="reports")
+    async def build() -> None:
+        return None
+
+    caplog.set_level(logging.INFO, logger="soniq.worker")
+    worker = start_worker(app, queues=["reports"])
+
+    async def started() -> bool:
+        return "started:" in caplog.text
+
+    await wait_until(started)
+    await stop_worker(worker)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "tasks mail.send go to queue mail, which this worker does not serve (queues=reports): "
+        "add it to the worker's queues, or run another worker for it"
+    ]

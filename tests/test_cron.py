@@ -1,4 +1,4 @@
-"""The cron parser and its ticks, including daylight saving time in Europe/Berlin."""
+"""Cron expressions and their ticks, including daylight saving time in Europe/Berlin."""
 
 from __future__ import annotations
 
@@ -86,6 +86,7 @@ def test_leap_day() -> None:
         "* * 0 * *",
         "* * * 13 *",
         "* * * * 8",
+        "* * * * * *",
         "a * * * *",
         "*/0 * * * *",
         "5-1 * * * *",
@@ -98,15 +99,31 @@ def test_invalid_expressions_are_refused(expression: str) -> None:
 
 
 def test_an_expression_that_never_fires_is_refused() -> None:
-    with pytest.raises(ValueError, match="never fires"):
-        Cron("0 0 31 2 *").next_after(datetime(2026, 1, 1, tzinfo=UTC), UTC)
+    with pytest.raises(ValueError, match="day-of-month"):
+        Cron("0 0 31 2 *")
 
 
-def test_spring_forward_gap_fires_once_shifted_past_the_gap() -> None:
+def test_names_and_macros() -> None:
+    start = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)  # a Monday
+    assert ticks("0 9 * JAN-MAR sat,sun", start, 2, UTC) == [
+        "2026-01-10T09:00:00+00:00",
+        "2026-01-11T09:00:00+00:00",
+    ]
+    assert ticks("@hourly", start, 2, UTC) == [
+        "2026-01-05T11:00:00+00:00",
+        "2026-01-05T12:00:00+00:00",
+    ]
+    assert ticks("@weekly", start, 1, UTC) == ["2026-01-11T00:00:00+00:00"]
+    assert ticks("@yearly", start, 1, UTC) == ["2027-01-01T00:00:00+00:00"]
+    with pytest.raises(ValueError, match="@hourly"):
+        Cron("@fortnightly")
+
+
+def test_spring_forward_gap_fires_once_at_the_end_of_the_gap() -> None:
     # 29 March 2026: 02:00 CET jumps to 03:00 CEST; 02:30 does not exist that day
     start = datetime(2026, 3, 28, 12, 0, tzinfo=BERLIN)
     assert ticks("30 2 * * *", start, 3) == [
-        "2026-03-29T03:30:00+02:00",
+        "2026-03-29T03:00:00+02:00",
         "2026-03-30T02:30:00+02:00",
         "2026-03-31T02:30:00+02:00",
     ]

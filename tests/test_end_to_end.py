@@ -89,13 +89,14 @@ async def test_producer_and_consumer_share_only_the_generated_package(
             f"SELECT task_name, state, contract_version, contract_fingerprint "
             f"FROM {schema}.jobs ORDER BY id"
         )
-        # Five valid jobs, all done; the rejected one was never written.
-        assert [j["state"] for j in jobs] == ["done"] * 5
+        # Six valid jobs, all done; the rejected one was never written.
+        assert [j["state"] for j in jobs] == ["done"] * 6
         assert {j["task_name"] for j in jobs} == {
             "billing.send_invoice",
             "billing.refund_payment",
             "billing.charge_subscription",
             "billing.cancel_subscription",
+            "billing.deliver_receipt",
         }
         lock = json.loads((billing_tasks_site / "billing_tasks" / "soniq.lock.json").read_text())
         assert all(j["contract_version"] is not None for j in jobs)

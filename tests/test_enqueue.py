@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from soniq import (
     ArgsNotJSONError,
@@ -327,6 +327,38 @@ async def test_stored_model_args_round_trip_exactly_to_the_worker(
     await wait_state(db, schema, job_id, "done")
     await stop_worker(worker)
     assert received == [sent]
+
+
+async def test_extra_keys_an_open_model_keeps_are_stored_and_reach_only_kwargs_handlers(
+    app: Soniq, db: asyncpg.Connection, schema: str
+) -> None:
+    class Open(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        order: int
+
+    fields_only = task_ref(name="open.fields_only", args_model=Open)
+    with_kwargs = task_ref(name="open.with_kwargs", args_model=Open)
+    received: dict[str, dict[str, Any]] = {}
+
+    @app.job(fields_only)
+    async def handle_fields(order: int) -> None:
+        received["fields"] = {"order": order}
+
+    @app.job(with_kwargs)
+    async def handle_kwargs(order: int, **more: Any) -> None:
+        received["kwargs"] = {"order": order, **more}
+
+    first = await app.enqueue(fields_only, {"order": 1, "note": "kept"})
+    second = await app.enqueue(with_kwargs, {"order": 2, "note": "passed"})
+    assert json.loads((await job_row(db, schema, first))["args_text"]) == {
+        "order": 1,
+        "note": "kept",
+    }
+    worker = start_worker(app)
+    await wait_state(db, schema, first, "done")
+    await wait_state(db, schema, second, "done")
+    await stop_worker(worker)
+    assert received == {"fields": {"order": 1}, "kwargs": {"order": 2, "note": "passed"}}
 
 
 async def test_args_over_max_args_bytes_are_refused_and_the_limit_is_inclusive(

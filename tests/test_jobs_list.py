@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+
+import asyncpg
 
 from soniq import JobState, Soniq
 from tests.helpers import start_worker, stop_worker
@@ -84,3 +87,41 @@ async def test_cli_jobs_show_prints_the_result(
         soniq_cli, python, subprocess_env, "jobs", "show", str(job_id), "--json"
     )
     assert json.loads(as_json.stdout)["result"] == {"answer": 42}
+
+
+async def test_list_jobs_returns_what_a_plain_query_of_the_jobs_view_returns(
+    app: Soniq, db: asyncpg.Connection, schema: str
+) -> None:
+    # Jobs in every table and state, over two queues and two tasks, ids interleaved.
+    await db.execute(
+        f"""INSERT INTO {schema}.jobs (task_name, queue, args, state, max_attempts, attempts,
+                scheduled_at, finished_at, claim_token)
+            SELECT CASE WHEN i % 3 = 0 THEN 'a.task' ELSE 'b.task' END,
+                   CASE WHEN i % 2 = 0 THEN 'q1' ELSE 'q2' END, '{{}}',
+                   (ARRAY['queued', 'queued', 'running', 'dead', 'done', 'cancelled'])[i % 6 + 1],
+                   3, 1,
+                   CASE WHEN i % 6 = 1 THEN now() + interval '1 hour' ELSE now() END,
+                   CASE WHEN i % 6 >= 3 THEN now() END,
+                   CASE WHEN i % 6 = 2 THEN gen_random_uuid() END
+            FROM generate_series(1, 120) AS i"""
+    )
+    states: list[str | None] = [None, "queued", "running", "dead", "done", "cancelled"]
+    for state, queue, task, limit in itertools.product(
+        states, [None, "q1", "q2"], [None, "a.task", "b.task"], [None, 7]
+    ):
+        expected = await db.fetch(
+            f"""SELECT id FROM {schema}.jobs
+                WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR queue = $2)
+                  AND ($3::text IS NULL OR task_name = $3)
+                ORDER BY id DESC LIMIT $4""",
+            state,
+            queue,
+            task,
+            limit,
+        )
+        found = await app.list_jobs(state=state, queue=queue, task_name=task, limit=limit)
+        assert [job.id for job in found] == [r["id"] for r in expected], (state, queue, task)
+        assert all(job.state.value == state for job in found if state is not None)
+    everything = await app.list_jobs(limit=None)
+    assert len(everything) == 120
+    assert everything == [await app.get_job(job.id) for job in everything]  # every column

@@ -226,3 +226,37 @@ async def test_upgrade_across_the_lifecycle_tables_carries_every_job_over(
         assert await app.enqueue("up.grade", {}) > max(ids.values())
     finally:
         await app.close()
+
+
+async def test_upgrade_to_0013_counts_the_last_hours_done_jobs_and_keeps_attempts_by_day(
+    database_url: str, db: asyncpg.Connection, schema: str
+) -> None:
+    await set_up_to_migration(db, schema, 12)
+    for finished in ("10 minutes", "2 hours", "3 days"):
+        await db.execute(
+            f"""INSERT INTO {schema}.jobs (task_name, queue, args, max_attempts, state,
+                    finished_at)
+                VALUES ('up.grade', 'default', '{{}}', 1, 'done',
+                        now() - interval '{finished}')"""
+        )
+    app = Soniq(database_url, schema=schema)
+    try:
+        await app.setup()
+        assert [(q.queue, q.done_last_hour) for q in (await app.status()).queues] == [
+            ("default", 1)
+        ]
+        days = await db.fetch(
+            """SELECT p.relname, c.relname AS child FROM pg_inherits i
+               JOIN pg_class p ON p.oid = i.inhparent JOIN pg_class c ON c.oid = i.inhrelid
+               WHERE p.relnamespace = $1::regnamespace""",
+            schema,
+        )
+        by_table: dict[str, set[str]] = {}
+        for row in days:
+            by_table.setdefault(row["relname"], set()).add(row["child"][-8:])
+        history_days = by_table["job_history"]
+        assert len(history_days) >= 10  # three days ago, yesterday to a week ahead
+        for table in ("job_attempts", "job_done_counts", "job_done_minutes"):
+            assert by_table[table] == history_days, table
+    finally:
+        await app.close()

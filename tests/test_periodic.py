@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from soniq import RegistrationError, Soniq, task_ref
 from soniq.cron import Cron
 from soniq.job import NewJob
-from soniq.periodic import Schedule
+from soniq.periodic import Schedule, ScheduleSpec
 from tests.helpers import count_jobs, start_worker, stop_worker, wait_until
 
 UTC = timezone.utc
@@ -160,6 +160,14 @@ async def test_task_ref_with_fixed_args(app: Soniq, db: asyncpg.Connection, sche
     assert seen and set(seen) == {"eu"}
 
 
+def test_every_takes_seconds_as_delay_does() -> None:
+    spec = ScheduleSpec.check(None, 60, "UTC", None, None, None, 1)
+    assert spec.every == timedelta(seconds=60)
+    assert spec.describe() == "every 0:01:00"
+    with pytest.raises(RegistrationError, match="number of seconds"):
+        ScheduleSpec.check(None, "60", "UTC", None, None, None, 1)  # type: ignore[arg-type]
+
+
 def test_registration_errors(app: Soniq) -> None:
     @app.job(name="some.task")
     async def some() -> None:
@@ -174,7 +182,7 @@ def test_registration_errors(app: Soniq) -> None:
         app.periodic()
     with pytest.raises(RegistrationError, match="5 fields"):
         app.periodic(cron="* * *")
-    with pytest.raises(RegistrationError, match="never fires"):
+    with pytest.raises(RegistrationError, match="day-of-month"):
         app.periodic(cron="0 0 30 2 *")
     with pytest.raises(RegistrationError, match="positive timedelta"):
         app.periodic(every=timedelta(0))

@@ -12,6 +12,7 @@ import soniq.errors
 EXPECTED_ALL = [
     "ArgsNotJSONError",
     "ArgsTooLargeError",
+    "Attempt",
     "Backoff",
     "ConfigurationError",
     "ContractsReport",

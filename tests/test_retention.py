@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 
 from soniq import Soniq
-from tests.helpers import stop_worker, wait_until
+from tests.helpers import start_worker, stop_worker, wait_until
 
 
 async def _insert_finished(db: asyncpg.Connection, schema: str, state: str, age: timedelta) -> int:
@@ -59,3 +60,60 @@ async def test_dead_retention_prunes_only_old_dead_letters(
 
 async def _pruned(db: asyncpg.Connection, schema: str, gone: set[int]) -> bool:
     return not (await _ids(db, schema)) & gone
+
+
+async def test_heartbeats_go_on_while_retention_waits_for_a_lock(
+    database_url: str, schema: str, db: asyncpg.Connection
+) -> None:
+    app = Soniq(database_url, schema=schema, dead_retention=timedelta(days=30))
+    release = asyncio.Event()
+
+    @app.job(name="slow.task")
+    async def slow() -> None:
+        await release.wait()
+
+    await app.setup()
+    old_dead = await _insert_finished(db, schema, "dead", timedelta(days=31))
+    job_id = await app.enqueue("slow.task")
+    holder = await asyncpg.connect(database_url)
+    try:
+        async with holder.transaction():
+            # retention's DELETE of old dead letters now waits until this transaction ends
+            await holder.execute(
+                f"SELECT id FROM {schema}.job_dead WHERE id = $1 FOR UPDATE", old_dead
+            )
+            worker = start_worker(app, lease=timedelta(seconds=0.3))
+            await wait_until(lambda: _retention_waits(db, holder))
+            leases = [await _lease(db, schema, job_id)]
+            for _ in range(3):
+                leases.append(await wait_until(lambda: _lease_after(db, schema, job_id, leases)))
+            assert await _retention_waits(db, holder)  # still blocked all along
+        release.set()
+        await wait_until(lambda: _pruned(db, schema, {old_dead}))
+        await stop_worker(worker)
+    finally:
+        await holder.close()
+        await app.close()
+
+
+async def _retention_waits(db: asyncpg.Connection, holder: asyncpg.Connection) -> bool:
+    """Whether a DELETE of dead letters waits for ``holder``'s transaction."""
+    return bool(
+        await db.fetchval(
+            """SELECT count(*) FROM pg_stat_activity
+               WHERE $1 = ANY(pg_blocking_pids(pid)) AND query LIKE '%DELETE FROM %job_dead%'""",
+            holder.get_server_pid(),
+        )
+    )
+
+
+async def _lease(db: asyncpg.Connection, schema: str, job_id: int) -> Any:
+    return await db.fetchval(
+        f"SELECT lease_expires_at FROM {schema}.job_live WHERE id = $1 AND state = 'running'",
+        job_id,
+    )
+
+
+async def _lease_after(db: asyncpg.Connection, schema: str, job_id: int, seen: list[Any]) -> Any:
+    lease = await _lease(db, schema, job_id)
+    return lease if lease is not None and (seen[-1] is None or lease > seen[-1]) else None

@@ -10,7 +10,14 @@ import asyncpg
 import pytest
 
 from soniq import JobNotFoundError, Soniq
-from tests.helpers import count_jobs, start_worker, stop_worker, wait_state, wait_until
+from tests.helpers import (
+    count_jobs,
+    listening,
+    start_worker,
+    stop_worker,
+    wait_state,
+    wait_until,
+)
 
 
 class Rollback(Exception):
@@ -23,17 +30,6 @@ async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(database_url)
     yield connection
     await connection.close()
-
-
-async def _listening(db: asyncpg.Connection, schema: str) -> bool:
-    """True once the worker's LISTEN connection has subscribed to this schema's channel."""
-    return bool(
-        await db.fetchval(
-            "SELECT count(*) > 0 FROM pg_stat_activity "
-            "WHERE application_name = 'soniq-listener' AND query ILIKE $1",
-            f'LISTEN "{schema}.jobs"%',
-        )
-    )
 
 
 async def test_rolled_back_enqueue_never_exists_and_is_never_run(
@@ -92,7 +88,7 @@ async def test_committed_enqueue_wakes_an_idle_worker_at_commit(
 
     # A 30 s poll interval: within this test only a notification can make it claim.
     worker = start_worker(app, poll=30)
-    await wait_until(lambda: _listening(db, schema))
+    await wait_until(lambda: listening(db, schema))
     async with conn.transaction():
         job_id = await app.enqueue("orders.confirm", {"order_id": 1}, connection=conn)
         # Let the worker finish the claim it makes right after LISTEN; then it idles.
@@ -112,7 +108,7 @@ async def test_committed_enqueue_many_wakes_an_idle_worker_at_commit(
         return None
 
     worker = start_worker(app, poll=30)
-    await wait_until(lambda: _listening(db, schema))
+    await wait_until(lambda: listening(db, schema))
     async with conn.transaction():
         await app.enqueue_many(
             "orders.confirm", [{"order_id": i} for i in range(5)], connection=conn

@@ -14,9 +14,13 @@ import logging
 from billing_tasks import (
     CANCEL_SUBSCRIPTION,
     CHARGE_SUBSCRIPTION,
+    DELIVER_RECEIPT,
     REFUND_PAYMENT,
     SEND_INVOICE,
+    EmailDelivery,
     Money,
+    PostDelivery,
+    SmsDelivery,
 )
 
 from soniq import JobContext, Soniq
@@ -57,6 +61,21 @@ def cancel_subscription(subscription_id: str, immediately: bool, **_: object) ->
     # A plain function: Soniq runs it in a worker thread.
     when = "now" if immediately else "at period end"
     print(f"[consumer] cancelled {subscription_id} {when}")
+
+
+@app.job(DELIVER_RECEIPT)
+async def deliver_receipt(
+    payment_id: str, delivery: EmailDelivery | PostDelivery | SmsDelivery, copies: int
+) -> None:
+    # The variants are classes: match on them.
+    match delivery:
+        case EmailDelivery(address=address):
+            where = f"by email to {address}"
+        case PostDelivery(lines=lines, postcode=postcode):
+            where = f"by post to {', '.join(lines)}, {postcode}"
+        case SmsDelivery(phone=phone):
+            where = f"by text message to {phone}"
+    print(f"[consumer] receipt of {payment_id} sent {where} ({copies} copy/copies)")
 
 
 async def main() -> None:

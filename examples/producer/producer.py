@@ -15,10 +15,13 @@ from datetime import date, datetime, timedelta, timezone
 from billing_tasks import (
     CANCEL_SUBSCRIPTION,
     CHARGE_SUBSCRIPTION,
+    DELIVER_RECEIPT,
     REFUND_PAYMENT,
     SEND_INVOICE,
     ChargeSubscriptionArgs,
+    DeliverReceiptArgs,
     Money,
+    PostDelivery,
     RefundPaymentArgs,
     SendInvoiceArgs,
 )
@@ -56,6 +59,16 @@ async def enqueue_work() -> list[int]:
         ),
         # A plain dict works too: it is validated against the contract all the same.
         await app.enqueue(CANCEL_SUBSCRIPTION, args={"subscription_id": "sub_7"}),
+        # One of the contract's variants (a oneOf told apart by `method`).
+        await app.enqueue(
+            DELIVER_RECEIPT,
+            args=DeliverReceiptArgs(
+                payment_id="pay_9",
+                delivery=PostDelivery(
+                    method="post", lines=["Acme Ltd", "1 Main Street"], postcode="AB1 2CD"
+                ),
+            ),
+        ),
     ]
 
     # Inside our own transaction: the order row and its invoice job commit together.

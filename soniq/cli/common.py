@@ -74,11 +74,9 @@ async def with_app(
 
 
 def job_dict(job: Job) -> dict[str, Any]:
+    """A job for --json (its timestamps are turned to text by ``output.to_json``)."""
     data = asdict(job)
     data["state"] = job.state.value
-    for key, value in data.items():
-        if hasattr(value, "isoformat"):
-            data[key] = value.isoformat()
     return data
 
 

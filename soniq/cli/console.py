@@ -1,4 +1,4 @@
-"""``soniq console``: serve the web console with uvicorn (needs ``soniq[console]``)."""
+"""``soniq console``: serve the web console with uvicorn (needs ``soniq-jobs[console]``)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def console(
         import uvicorn
     except ImportError as exc:
         raise ConfigurationError(
-            f"the console needs its extra: pip install 'soniq[console]' ({exc})"
+            f"the console needs its extra: pip install 'soniq-jobs[console]' ({exc})"
         ) from exc
     from soniq.console import BasicAuth
 

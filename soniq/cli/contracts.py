@@ -77,8 +77,10 @@ def contracts_check(
     schema: str | None,
     as_json: bool,
 ) -> None:
-    """Can the current contracts (PACKAGE, and the upcasters of --app) run every queued,
-    scheduled and dead-lettered job? Exit 1 when some cannot."""
+    """Check that the current contracts can run every job.
+
+    Can the contracts of PACKAGE (and the upcasters of --app) run every queued, scheduled
+    and dead-lettered job? Exit 1 when some cannot."""
     if package is None and app_path is None:
         raise click.UsageError("name a contract PACKAGE, or --app MODULE:APP, or both")
     refs = _refs_in_package(package) if package is not None else None

@@ -1,8 +1,12 @@
-"""``soniq dead-letter list|replay|purge``: the dead-letter queue from a shell."""
+"""``soniq dead-letter list|replay|purge``: the dead-letter queue from a shell.
+
+``--older-than`` takes one number and one unit (30s, 15m, 12h, 7d), parsed here rather than
+by a duration library: those (pytimeparse and the like) also accept forms such as ``1:30``
+whose unit a reader has to guess, and an age filter that deletes jobs should not be guessed.
+"""
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import timedelta
 
@@ -18,6 +22,7 @@ from soniq.cli.common import (
     schema_option,
     with_app,
 )
+from soniq.cli.output import table, timestamp, to_json
 from soniq.dead_letter import Progress
 from soniq.settings import resolve_schema
 from soniq.terminal import echo
@@ -100,13 +105,25 @@ def dead_letter_list(
         )
     )
     if as_json:
-        click.echo(json.dumps([job_dict(job) for job in dead], indent=2))
+        click.echo(to_json([job_dict(job) for job in dead]))
         return
     if not dead:
         echo("no dead jobs")
-    for job in dead:
-        reason = f"[{job.error.reason}] {job.error.message}" if job.error else ""
-        echo(f"{job.id}\t{job.task_name}\t{job.queue}\t{reason}")
+        return
+    table(
+        ["ID", "TASK", "QUEUE", "ATTEMPTS", "DIED", "ERROR"],
+        [
+            [
+                str(job.id),
+                job.task_name,
+                job.queue,
+                f"{job.attempts}/{job.max_attempts}",
+                timestamp(job.finished_at) if job.finished_at is not None else "",
+                f"[{job.error.reason}] {job.error.message}" if job.error else "",
+            ]
+            for job in dead
+        ],
+    )
 
 
 @dead_letter.command("replay")
@@ -124,8 +141,10 @@ def dead_letter_replay(
     database_url: str | None,
     schema: str | None,
 ) -> None:
-    """Send dead jobs back to their queue with attempts reset: the given ids, or --all
-    (optionally filtered), in batches with a progress line on stderr."""
+    """Send dead jobs back to their queue, attempts reset.
+
+    The given ids (exit 1 if some were not dead), or --all (optionally filtered), in
+    batches with a progress line on stderr."""
     _check_bulk(job_ids, every, any(f is not None for f in (task_name, queue, older_than)))
     if every:
         count = run(
@@ -172,8 +191,10 @@ def dead_letter_purge(
     database_url: str | None,
     schema: str | None,
 ) -> None:
-    """Delete the given dead jobs, or --all (optionally filtered; asks first unless --yes),
-    in batches with a progress line on stderr."""
+    """Delete dead jobs: the given ids, or --all.
+
+    The given ids (exit 1 if some were not dead, as replay), or --all (optionally filtered;
+    asks first unless --yes), in batches with a progress line on stderr."""
     _check_bulk(job_ids, every, any(f is not None for f in (task_name, queue, older_than)))
     if (yes or dry_run) and not every:
         raise click.UsageError("--yes and --dry-run go with --all")
@@ -211,3 +232,6 @@ def dead_letter_purge(
             lambda: with_app(database_url, schema, lambda app: app.dead_letter.purge(job_ids))
         )
     echo(f"purged {count} dead job(s)")
+    if not every and count < len(set(job_ids)):
+        # as replay: exit 1 when some given job was not dead
+        fail(f"not dead (or not found): {len(set(job_ids)) - count} of the given job(s)")

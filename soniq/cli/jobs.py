@@ -17,7 +17,7 @@ from soniq.cli.common import (
     schema_option,
     with_app,
 )
-from soniq.cli.output import table
+from soniq.cli.output import table, timestamp, to_json
 from soniq.job import Job, JobState
 from soniq.terminal import echo
 
@@ -25,9 +25,9 @@ from soniq.terminal import echo
 def _print_job(job: Job) -> None:
     echo(f"job {job.id}  {job.task_name}  queue={job.queue}  state={job.state.value}")
     echo(f"  attempts   {job.attempts}/{job.max_attempts}   priority {job.priority}")
-    echo(f"  enqueued   {job.enqueued_at:%Y-%m-%d %H:%M:%S%z}")
+    echo(f"  enqueued   {timestamp(job.enqueued_at)}")
     if job.finished_at is not None:
-        echo(f"  finished   {job.finished_at:%Y-%m-%d %H:%M:%S%z}")
+        echo(f"  finished   {timestamp(job.finished_at)}")
     echo(f"  args       {json.dumps(job.args)}")
     if job.result is not None:
         echo(f"  result     {json.dumps(job.result)}")
@@ -50,7 +50,7 @@ def jobs_show(job_id: int, database_url: str | None, schema: str | None, as_json
     """Show one job: state, attempts, args and last error."""
     job = run(lambda: with_app(database_url, schema, lambda app: app.get_job(job_id)))
     if as_json:
-        click.echo(json.dumps(job_dict(job), indent=2))
+        click.echo(to_json(job_dict(job)))
     else:
         _print_job(job)
 
@@ -82,7 +82,7 @@ def jobs_list(
         )
     )
     if as_json:
-        click.echo(json.dumps([job_dict(job) for job in found], indent=2))
+        click.echo(to_json([job_dict(job) for job in found]))
         return
     if not found:
         echo("no jobs")
@@ -96,7 +96,7 @@ def jobs_list(
                 job.queue,
                 job.state.value,
                 f"{job.attempts}/{job.max_attempts}",
-                f"{job.enqueued_at:%Y-%m-%d %H:%M:%S}",
+                timestamp(job.enqueued_at),
                 job.error.reason if job.error else "",
             ]
             for job in found
@@ -110,7 +110,10 @@ def jobs_list(
 @schema_option
 @friendly_errors
 def cancel(job_ids: tuple[int, ...], database_url: str | None, schema: str | None) -> None:
-    """Cancel jobs: queued ones at once, running ones are asked to stop."""
+    """Cancel queued jobs, and ask running ones to stop.
+
+    Queued and scheduled jobs are cancelled at once; a running job's handler is asked to
+    stop. Exit 1 when some job had already finished (or was not found)."""
 
     async def go(app: Soniq) -> list[int]:
         return [job_id for job_id in job_ids if await app.cancel(job_id)]

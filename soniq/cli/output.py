@@ -1,8 +1,29 @@
-"""Text output shared by the commands: tables and ages."""
+"""Output shared by the commands: timestamps, JSON, tables and ages."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
+from typing import Any
+
 from soniq.terminal import echo, printable
+
+
+def timestamp(moment: datetime) -> str:
+    """How every command prints a point in time, in text and in --json alike: ISO 8601, in
+    UTC, to the second (``2026-12-03T14:05:09+00:00``)."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, datetime):
+        return timestamp(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def to_json(value: Any) -> str:
+    """``value`` as indented JSON, its timestamps as :func:`timestamp` prints them."""
+    return json.dumps(value, indent=2, default=_json_value)
 
 
 def age(seconds: float | None) -> str:

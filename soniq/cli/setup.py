@@ -50,8 +50,10 @@ def setup(
     viewer_without_args: tuple[str, ...],
     print_sql: bool,
 ) -> None:
-    """Create or upgrade the Soniq schema (safe to run concurrently); with --grant-*, give
-    roles their privileges (see docs/security.md)."""
+    """Create or upgrade the Soniq schema, and grant roles.
+
+    Safe to run from many processes at once; prints the migrations it applied. With
+    --grant-*, gives existing roles their privileges (see docs/security.md)."""
     grants: list[tuple[RoleKind, str]] = [
         *(("producer", role) for role in producer),
         *(("worker", role) for role in worker),

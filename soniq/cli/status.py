@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 
 import click
@@ -15,7 +14,7 @@ from soniq.cli.common import (
     schema_option,
     with_app,
 )
-from soniq.cli.output import age, table
+from soniq.cli.output import age, table, to_json
 from soniq.status import Status
 from soniq.terminal import echo
 
@@ -62,10 +61,12 @@ def _print_status(status: Status) -> None:
 @json_option
 @friendly_errors
 def status(database_url: str | None, schema: str | None, as_json: bool) -> None:
-    """Queues (queued, scheduled, running, done in the last hour, dead, oldest wait),
-    live workers with heartbeat age, and jobs waiting for a newer consumer."""
+    """Show queues, live workers and jobs awaiting a consumer.
+
+    Per queue: queued, scheduled, running, done in the last hour, dead, oldest wait; live
+    workers with their heartbeat age; and jobs waiting for a newer consumer."""
     result = run(lambda: with_app(database_url, schema, lambda app: app.status()))
     if as_json:
-        click.echo(json.dumps(asdict(result), indent=2, default=str))
+        click.echo(to_json(asdict(result)))
     else:
         _print_status(result)

@@ -23,6 +23,20 @@ from soniq.errors import ConfigurationError
 from soniq.settings import DATABASE_URL_ENV, SCHEMA_ENV
 
 
+class TextFormatter(logging.Formatter):
+    """``TIME LEVEL LOGGER: MESSAGE``, the time in ISO 8601 (UTC), as the commands print it."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return log_time(record)
+
+
+def log_time(record: logging.LogRecord) -> str:
+    return datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, the job's fields (job_id,
     task, queue, attempt, outcome, reason, retry_delay) when the record is about a job, and
@@ -30,7 +44,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "time": log_time(record),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -103,13 +117,12 @@ def worker(
     log_level: str,
     log_format: str,
 ) -> None:
-    """Run a worker for the Soniq app at MODULE:APP until SIGTERM or SIGINT."""
+    """Run a worker for the app at MODULE:APP until stopped.
+
+    Runs until SIGTERM or SIGINT; warns when registered tasks go to queues that --queues
+    leaves out."""
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        JsonFormatter()
-        if log_format == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     logging.basicConfig(level=log_level.upper(), handlers=[handler])
     # An app that reads its settings from the environment (Soniq()) gets the options'.
     for name, value in ((DATABASE_URL_ENV, database_url), (SCHEMA_ENV, schema)):

@@ -15,7 +15,13 @@ from typing import Any
 
 from soniq.db.connection import Database
 from soniq.db.jobs import JobStore
-from soniq.db.jobs.browse import DeadGroup, FingerprintCount, JobFilter, JobRow, QueueOverview
+from soniq.db.jobs.browse_values import (
+    DeadGroup,
+    FingerprintCount,
+    JobFilter,
+    JobRow,
+    QueueOverview,
+)
 from soniq.db.periodic import PeriodicStore
 from soniq.db.workers import WorkerStore
 from soniq.dead_letter import DeadLetterQueue
@@ -31,6 +37,10 @@ _FIRST_WINDOW = 5_000
 _WINDOW_BUDGET_SECONDS = 0.1
 _WAIT_SAMPLE = 10_000
 DEAD_COUNT_CAP = 100_000
+# The overview counts each queue's jobs in each table up to this many (shown as "at least").
+COUNT_CAP = 10_000
+# Dead-letter groups and contract versions are read among the newest this many of a table.
+SAMPLE = 10_000
 
 
 @dataclass(frozen=True)
@@ -102,7 +112,7 @@ async def overview(parts: Parts) -> Overview:
     pool = await parts.database.pool()
     browse = parts.store.browse
     with parts.database.errors():
-        queues = await browse.overview(pool)
+        queues = await browse.overview(pool, COUNT_CAP)
         per_minute = {t.minutes_ago: t for t in await browse.throughput(pool)}
         waits = await browse.waits(pool, _WAIT_SAMPLE)
         estimate = await browse.finished_estimate(pool)
@@ -203,6 +213,14 @@ async def contract_check(parts: Parts, job: dict[str, Any]) -> ContractCheck:
         else app_fingerprint == job["contract_fingerprint"],
         served_by=served,
     )
+
+
+def detail_text(detail: Any) -> str | None:
+    """An error's detail as the job page shows it: a traceback as it is, pydantic's error
+    list as indented JSON."""
+    if detail is None or isinstance(detail, str):
+        return detail
+    return json.dumps(detail, indent=2, ensure_ascii=False)
 
 
 def display_state(job: dict[str, Any]) -> str:
@@ -327,7 +345,7 @@ class TaskContracts:
 async def contracts(parts: Parts) -> list[TaskContracts]:
     pool = await parts.database.pool()
     with parts.database.errors():
-        counts = await parts.store.browse.fingerprints(pool)
+        counts = await parts.store.browse.fingerprints(pool, SAMPLE)
         history = await parts.store.browse.history_tasks(pool)
         live = await WorkerStore(parts.store.schema).live(pool)
     tasks: dict[str, TaskContracts] = {}
@@ -361,6 +379,12 @@ class DeadPage:
     matching: int
     capped: bool
 
+    @property
+    def groups_sampled(self) -> bool:
+        """Whether the groups were counted among the newest :data:`SAMPLE` dead letters
+        only (there may be more, and older groups)."""
+        return sum(group.count for group in self.groups) >= SAMPLE
+
 
 async def dead_letters(
     parts: Parts, task_name: str | None, reason: str | None, before: int | None
@@ -368,7 +392,7 @@ async def dead_letters(
     pool = await parts.database.pool()
     browse = parts.store.browse
     with parts.database.errors():
-        groups = await browse.dead_groups(pool, None, 200)
+        groups = await browse.dead_groups(pool, None, 200, SAMPLE)
         rows = await browse.dead_page(
             pool,
             task_name=task_name,

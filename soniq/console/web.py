@@ -29,7 +29,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from soniq.console import pages
 from soniq.console.live import LiveFeed
 from soniq.console.pages import Parts
-from soniq.db.jobs.browse import STATES, JobFilter
+from soniq.db.jobs.browse import STATES
+from soniq.db.jobs.browse_values import JobFilter
 from soniq.errors import SoniqError
 
 # can(request, action, job) -> allowed; action is "cancel", "retry", "replay" or "purge",
@@ -140,7 +141,15 @@ class Console:
         peak = max([done + dead for _, done, dead in data.minutes] + [1])
         done = sum(done for _, done, _ in data.minutes)
         dead = sum(dead for _, _, dead in data.minutes)
-        return self.render(request, "overview.html", data=data, peak=peak, done=done, dead=dead)
+        return self.render(
+            request,
+            "overview.html",
+            data=data,
+            peak=peak,
+            done=done,
+            dead=dead,
+            cap=pages.COUNT_CAP,
+        )
 
     async def jobs(self, request: Request) -> Response:
         q = request.query_params
@@ -196,6 +205,10 @@ class Console:
                 row = await self.parts.store.browse.job(await self.parts.database.pool(), job_id)
         if row is None:
             return self.render(request, "missing.html", status=404, job_id=job_id)
+        with self.parts.database.errors():
+            attempts = await self.parts.store.reads.attempts(
+                await self.parts.database.pool(), row["id"]
+            )
         hidden = self.parts.hide_args(row["task_name"])
         args = json.loads(row["args"])
         detail = json.loads(row["error_detail"]) if row["error_detail"] is not None else None
@@ -210,11 +223,9 @@ class Console:
             result=None
             if hidden or row["result"] is None
             else json.dumps(json.loads(row["result"]), indent=2, ensure_ascii=False),
-            detail=None
-            if detail is None or hidden
-            else detail
-            if isinstance(detail, str)
-            else json.dumps(detail, indent=2, ensure_ascii=False),
+            detail=None if hidden else pages.detail_text(detail),
+            attempts=attempts,
+            tracebacks=[None if hidden else pages.detail_text(a.error.detail) for a in attempts],
             contract=await pages.contract_check(self.parts, row),
             can_cancel=state in ("queued", "scheduled", "retrying", "running")
             and self.allowed(request, "cancel", row),
@@ -229,6 +240,7 @@ class Console:
             request,
             "dead.html",
             data=data,
+            sample=pages.SAMPLE,
             task=task,
             reason=reason,
             hide=self.parts.hide_args,
@@ -252,7 +264,9 @@ class Console:
         return self.render(request, "periodic.html", lines=await pages.periodic(self.parts))
 
     async def contracts(self, request: Request) -> Response:
-        return self.render(request, "contracts.html", tasks=await pages.contracts(self.parts))
+        return self.render(
+            request, "contracts.html", tasks=await pages.contracts(self.parts), sample=pages.SAMPLE
+        )
 
     async def events(self, request: Request) -> Response:
         if not self.live.available:

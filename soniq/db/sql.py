@@ -17,12 +17,37 @@ store, so later calls cost one attribute lookup. ``::type`` casts are not parame
 from __future__ import annotations
 
 import re
-from typing import Any, TypeAlias, overload
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, TypeAlias, overload
 
 import asyncpg
 
+
+class Driver(Protocol):
+    """A caller's connection of another driver (SQLAlchemy, psycopg), adapted by
+    soniq/connections.py to the part of asyncpg's interface that statements use."""
+
+    async def fetch(self, sql: str, *args: Any) -> list[Mapping[str, Any]]: ...
+
+    async def fetchrow(self, sql: str, *args: Any) -> Mapping[str, Any] | None: ...
+
+    async def fetchval(self, sql: str, *args: Any) -> Any: ...
+
+    async def execute(self, sql: str, *args: Any) -> str: ...
+
+
 # What a statement runs on: a pool, or a caller's connection (possibly in their transaction).
-Queryable: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
+Queryable: TypeAlias = "asyncpg.Connection | asyncpg.Pool | Driver"
+
+_NUMBERED = re.compile(r"\$(\d+)")
+
+
+def pyformat(sql: str, args: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    """A bound statement's SQL and positional values for DB-API drivers (psycopg, psycopg2):
+    ``$n`` becomes ``%(pn)s``, and a literal ``%`` is doubled."""
+    text = _NUMBERED.sub(lambda match: f"%(p{match[1]})s", sql.replace("%", "%%"))
+    return text, {f"p{number}": value for number, value in enumerate(args, 1)}
+
 
 _PARAMETER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
@@ -91,8 +116,9 @@ class BoundStatement:
         rows: list[asyncpg.Record] = await db.fetch(self.sql, *self.args(values))
         return rows
 
-    async def fetchrow(self, db: Queryable, **values: Any) -> asyncpg.Record | None:
-        return await db.fetchrow(self.sql, *self.args(values))
+    async def fetchrow(self, db: Queryable, **values: Any) -> Mapping[str, Any] | None:
+        row: Mapping[str, Any] | None = await db.fetchrow(self.sql, *self.args(values))
+        return row
 
     async def fetchval(self, db: Queryable, **values: Any) -> Any:
         return await db.fetchval(self.sql, *self.args(values))

@@ -282,7 +282,9 @@ def _validated_args(
         )
     # Not dict(values): that probes the model for a keys() attribute, which raises inside
     # pydantic on every job.
-    return {**values.__dict__, **(values.__pydantic_extra__ or {})}
+    if spec.takes_extra_keys and values.__pydantic_extra__:
+        return {**values.__dict__, **values.__pydantic_extra__}
+    return {**values.__dict__}
 
 
 async def _run_attempt(

@@ -1,10 +1,10 @@
-"""The worker's maintenance loop: leases renewed, expired ones rescued, old jobs pruned."""
+"""The worker's maintenance loop: leases renewed, expired ones rescued (retention is a
+service of its own, :mod:`soniq.worker.retention`, so that a heartbeat never waits on it)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -17,13 +17,11 @@ from soniq.worker.service import Service
 logger = logging.getLogger("soniq.worker")
 
 _RESCUE_BATCH = 1000
-_PRUNE_EVERY = 60.0
 
 
 class Maintenance(Service):
-    """Every third of the lease: ``renew`` this worker's leases (the heartbeat), take back
-    jobs whose lease ran out on any worker (the rescuer), and once a minute delete finished
-    jobs past their retention."""
+    """Every third of the lease: ``renew`` this worker's leases (the heartbeat), and take
+    back jobs whose lease ran out on any worker (the rescuer)."""
 
     def __init__(
         self,
@@ -31,30 +29,20 @@ class Maintenance(Service):
         store: JobStore,
         *,
         lease: timedelta,
-        done_retention: timedelta,
-        dead_retention: timedelta | None,
         renew: Callable[[asyncpg.Connection], Awaitable[None]],
     ) -> None:
         self._pool = pool
         self._store = store
         self._interval = lease.total_seconds() / 3
-        self._done_retention = done_retention
-        self._dead_retention = dead_retention
         self._renew = renew
 
     async def run(self) -> None:
-        next_prune = 0.0
         while True:
             await asyncio.sleep(self._interval)
-            prune = time.monotonic() >= next_prune
-            if prune:
-                next_prune = time.monotonic() + _PRUNE_EVERY
             try:
                 async with pooled(self._pool) as conn:
                     await self._renew(conn)
                     await self._rescue(conn)
-                    if prune:
-                        await self._prune(conn)
             except CONNECTION_ERRORS as exc:
                 logger.warning("maintenance skipped (%s: %s)", type(exc).__name__, exc)
             except Exception:  # never let heartbeats stop while the worker runs
@@ -69,11 +57,3 @@ class Maintenance(Service):
                 job_id,
                 {"dead": "dead-lettered", "cancelled": "cancelled"}.get(state, "requeued"),
             )
-
-    async def _prune(self, conn: asyncpg.Connection) -> None:
-        """Drop history past retention (whole days) and keep days ahead for new history."""
-        jobs = self._store.maintenance
-        await jobs.add_history_days(conn)
-        await jobs.prune_finished(conn, older_than=self._done_retention)
-        if self._dead_retention is not None:
-            await jobs.prune_dead(conn, older_than=self._dead_retention)

@@ -7,8 +7,10 @@ beside its claim loop, all assembled here and all on one lifecycle (start, stop,
 - :class:`Notifier`: LISTEN connection that wakes the claim loop and cancels running jobs
   on request;
 - :class:`Completer`: writes outcomes in batches, fenced by claim token;
-- :class:`Maintenance`: renews this worker's leases (the heartbeat is here), rescues jobs
-  whose lease expired on any worker, and prunes old finished jobs;
+- :class:`Maintenance`: renews this worker's leases (the heartbeat is here) and rescues
+  jobs whose lease expired on any worker;
+- :class:`Retention`: drops history, attempts and dead letters past their retention (apart
+  from the heartbeat, which never waits on it);
 - :class:`Presence`: this worker's row in the workers table;
 - :class:`Promoter`: moves scheduled jobs into the live ring as they fall due;
 - :class:`Recycler`: truncates the live ring's drained partitions;
@@ -50,6 +52,7 @@ from soniq.worker.notifier import Notifier
 from soniq.worker.presence import Presence
 from soniq.worker.promoter import Promoter
 from soniq.worker.recycler import Recycler
+from soniq.worker.retention import Retention
 from soniq.worker.scheduler import Scheduler
 from soniq.worker.service import Service
 from soniq.worker.signals import handle_signals
@@ -126,9 +129,13 @@ class Worker:
                 pool,
                 store,
                 lease=config.lease,
+                renew=self._renew_leases,
+            ),
+            Retention(
+                pool,
+                store,
                 done_retention=app_settings.done_retention,
                 dead_retention=app_settings.dead_retention,
-                renew=self._renew_leases,
             ),
             Presence(
                 WorkerStore(store.schema),
@@ -201,6 +208,21 @@ class Worker:
         self._cancel_requested.add(job_id)
         task.cancel()
 
+    def _warn_unserved(self) -> None:
+        """A warning per queue that registered tasks go to and this worker does not serve:
+        their jobs would wait for another worker."""
+        served = self._config.queues
+        if not served:
+            return
+        for queue, tasks in self._registry.unserved(served).items():
+            logger.warning(
+                "tasks %s go to queue %s, which this worker does not serve (queues=%s): "
+                "add it to the worker's queues, or run another worker for it",
+                ", ".join(tasks),
+                queue,
+                ",".join(served),
+            )
+
     async def run(self) -> None:
         """Claim and run jobs until :meth:`stop`, a signal, or cancellation; see
         :meth:`soniq.Soniq.run_worker` for how running jobs end."""
@@ -218,6 +240,7 @@ class Worker:
         hint = tracing.missing_hint()
         if hint is not None:
             logger.warning(hint)
+        self._warn_unserved()
         for service in [*self._services, self._completer]:
             service.start()
         restore_signals = handle_signals(self.stop, self.hard_stop)

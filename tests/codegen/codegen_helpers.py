@@ -82,3 +82,11 @@ def run_python(
         timeout=120,
         check=False,
     )
+
+
+def edit(root: Path, relative: str, old: str, new: str) -> None:
+    """Replace ``old`` (which must be there) by ``new`` in the file ``root/relative``."""
+    path = root / relative
+    text = path.read_text("utf-8")
+    assert old in text, (relative, old)
+    path.write_text(text.replace(old, new), "utf-8")

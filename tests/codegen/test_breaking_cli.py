@@ -9,16 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from codegen_helpers import SCHEMAS, cli, snapshot
+from codegen_helpers import SCHEMAS, cli, edit, snapshot
 
 from soniq_codegen.compatibility import RULES
-
-
-def edit(root: Path, relative: str, old: str, new: str) -> None:
-    path = root / relative
-    text = path.read_text("utf-8")
-    assert old in text, (relative, old)
-    path.write_text(text.replace(old, new), "utf-8")
 
 
 @pytest.fixture
@@ -89,7 +82,7 @@ def test_unchanged_set_is_ok(tmp_path: Path) -> None:
     result = cli("breaking", SCHEMAS, "--against", SCHEMAS)
     assert result.exit_code == 0
     assert result.output == (
-        "ok: no breaking change without a version bump (4 task(s) compared, 0 changed, "
+        "ok: no breaking change without a version bump (5 task(s) compared, 0 changed, "
         f"0 added, 0 removed; 0 allowed, 0 warning(s); mode full, against {SCHEMAS})\n"
     )
 
@@ -103,7 +96,7 @@ def test_json_output(pair: tuple[Path, Path]) -> None:
     assert set(report) == {"against", "mode", "ok", "summary", "findings"}
     assert (report["against"], report["mode"], report["ok"]) == (str(old), "full", False)
     assert report["summary"] == {
-        "compared": 4,
+        "compared": 5,
         "added": [],
         "removed": [],
         "changed": ["billing.refund_payment", "billing.send_invoice"],

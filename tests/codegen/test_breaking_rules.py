@@ -124,6 +124,33 @@ CASES = [
          FWD, "/properties/p/items", "null-removed", new_only={"p": [None]}),
     Case("default-changed", p({**INT, "default": 1}), p({**INT, "default": 2}), BOTH,
          "/properties/p/default", "default-changed"),
+    # The keywords checked as data.
+    Case("min-properties-tightened", p({"type": "object"}),
+         p({"type": "object", "minProperties": 1}), BWD, "/properties/p/minProperties",
+         "min-properties-loosened", old_only={"p": {}}),
+    Case("max-properties-tightened", p({"type": "object", "maxProperties": 2}),
+         p({"type": "object", "maxProperties": 1}), BWD, "/properties/p/maxProperties",
+         "max-properties-loosened", old_only={"p": {"a": 1, "b": 2}}),
+    Case("multiple-of-added", p(INT), p({**INT, "multipleOf": 5}), BWD,
+         "/properties/p/multipleOf", "multiple-of-removed", old_only={"p": 3}),
+    Case("multiple-of-changed", p({**INT, "multipleOf": 2}), p({**INT, "multipleOf": 3}), BOTH,
+         "/properties/p/multipleOf", "multiple-of-changed", old_only={"p": 2}, new_only={"p": 3}),
+    Case("unique-items-added", p(arr()), p(arr(uniqueItems=True)), BWD,
+         "/properties/p/uniqueItems", "unique-items-removed", old_only={"p": ["a", "a"]}),
+    Case("dependent-required-added", obj({"a": STR, "b": STR}),
+         {**obj({"a": STR, "b": STR}), "dependentRequired": {"a": ["b"]}}, BWD,
+         "/dependentRequired", "dependent-required-removed", old_only={"a": "x"}),
+    Case("branch-added", p({"anyOf": [STR, INT]}), p({"anyOf": [STR, INT, {"type": "boolean"}]}),
+         FWD, "/properties/p/anyOf/2", "branch-removed", new_only={"p": True}),
+    Case("branch-added", p({"oneOf": [obj({"k": {"const": "a"}}, ("k",))]}),
+         p({"oneOf": [obj({"k": {"const": "a"}}, ("k",)), obj({"k": {"const": "b"}}, ("k",))]}),
+         FWD, "/properties/p/oneOf/1", "branch-removed", new_only={"p": {"k": "b"}}),
+    # A branch changed in place is compared like any schema, at its own pointer.
+    Case("enum-value-added", p({"oneOf": [INT, {"enum": ["a"]}]}),
+         p({"oneOf": [INT, {"enum": ["a", "b"]}]}), FWD, "/properties/p/oneOf/1/enum",
+         "enum-value-removed", new_only={"p": "b"}),
+    Case("keyword-changed", p({**STR, "not": {"const": "a"}}), p({**STR, "not": {"const": "b"}}),
+         BOTH, "/properties/p/not", "keyword-changed", old_only={"p": "b"}, new_only={"p": "a"}),
 ]
 # fmt: on
 TASK_RULES = {"task-removed", "task-renamed", "version-decreased", "fingerprint-changed"}

@@ -76,7 +76,7 @@ def test_unresolved_references_say_why(tmp_path: Path) -> None:
     assert why == {
         "remote": "remote $ref 'https://example.com/x.json' is refused",
         "escape": "$ref '../x.yaml' leaves the contract directory",
-        "missing": "$ref 'nothere.yaml' names 'nothere.yaml', which is not a contract file",
+        "missing": "$ref 'nothere.yaml' names 'nothere.yaml', which does not exist",
         "dangling": "$ref 't.yaml#/nope' does not resolve: t.yaml has nothing at /nope",
         "number": "$ref must be a string",
         # The file's own parse problem is the one to report.

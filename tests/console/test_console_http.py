@@ -12,12 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+import asyncpg
 import httpx
 
 from soniq import Soniq
 from soniq.console import BasicAuth
+from soniq.console.pages import COUNT_CAP, SAMPLE
 from tests.console.conftest import CHARGE
-from tests.helpers import REPO
+from tests.helpers import REPO, wait_until
 
 
 def _client(web: Any) -> httpx.AsyncClient:
@@ -168,3 +170,56 @@ async def test_a_rare_args_filter_walks_id_windows_until_it_finds_the_match(
     expected = await db.fetchval(f"SELECT id FROM {schema}.job_history WHERE args->>'i' = '3'")
     assert found == [expected]
     assert requests <= 3
+
+
+async def test_a_job_page_shows_every_failed_attempt_with_its_traceback_and_claim(
+    console_app: Soniq,
+) -> None:
+    @console_app.job(name="reports.flaky", retries=2)
+    async def flaky(n: int) -> None:
+        raise ValueError(f"<b>bad</b> input {n}")
+
+    job_id = await console_app.enqueue("reports.flaky", {"n": 5})
+
+    async def dead() -> bool:
+        await console_app.drain()
+        return (await console_app.get_job(job_id)).state.value == "dead"
+
+    await wait_until(dead)
+    async with _client(console_app.console()) as client:
+        page = (await client.get(f"/jobs/{job_id}")).text
+    assert re.findall(r'data-attempt="(\d+)"', page) == ["1", "2", "3"]
+    # each attempt's message, and its traceback's last line, escaped
+    assert page.count("&lt;b&gt;bad&lt;/b&gt; input 5") == 6 and "<b>bad</b>" not in page
+    assert page.count('<pre class="traceback">Traceback') == 3
+    for n in (1, 2, 3):
+        assert f"<th>Claim {n}</th>" in page and f"<th>Attempt {n} failed</th>" in page
+    assert page.count("<th>Claim") == 3  # the last claim is the third attempt's, not a fourth
+    assert "retried" in page and "dead-lettered" in page
+    async with _client(console_app.console(hide_args=True)) as client:
+        hidden = (await client.get(f"/jobs/{job_id}")).text
+    assert 'data-attempt="3"' in hidden and "Traceback" not in hidden
+
+
+async def test_counts_past_the_cap_are_marked_as_lower_bounds_and_groups_as_a_sample(
+    console_app: Soniq, database_url: str, schema: str
+) -> None:
+    db = await asyncpg.connect(database_url)
+    try:
+        await db.execute(f"INSERT INTO {schema}.job_lanes VALUES ('bulk', 0)")
+        await db.execute(
+            f"""INSERT INTO {schema}.job_dead (id, task_name, queue, args, priority, attempts,
+                    max_attempts, scheduled_at, enqueued_at, finished_at, error_reason)
+                SELECT nextval('{schema}.job_ids'), 'bulk.task', 'bulk', '{{}}', 0, 1, 1,
+                       now(), now(), now(), 'exception'
+                FROM generate_series(1, $1)""",
+            COUNT_CAP + 1,
+        )
+    finally:
+        await db.close()
+    async with _client(console_app.console()) as client:
+        overview = (await client.get("/")).text
+        dead = (await client.get("/dead")).text
+    assert re.search(r'data-count="dead"><a [^>]*>≥ ' + str(COUNT_CAP) + "<", overview)
+    assert 'data-note="capped"' in overview
+    assert 'data-note="sampled"' in dead and f'<td class="num">{SAMPLE}</td>' in dead

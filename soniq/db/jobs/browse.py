@@ -2,20 +2,28 @@
 
 Every page reads a bounded amount whatever the tables hold: job lists walk an id window
 (ids are handed out in enqueue order, and every job table has an index that starts with
-``id``), so a page costs the same with a million finished jobs as with ten; the last hour
-of history is reached through its day partition; dead letters by task and reason through
-``job_dead_task_reason_idx``.
+``id``), so a page costs the same with a million finished jobs as with ten; counts stop at
+a cap, through an index; groups are formed among the newest dead letters; the chart sums
+the completer's per-batch counts. The values they take and return are in
+:mod:`.browse_values`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from soniq.db.jobs.browse_values import (
+    DeadGroup,
+    FingerprintCount,
+    JobFilter,
+    JobRow,
+    QueueOverview,
+    Throughput,
+    Waits,
+)
+from soniq.db.jobs.reads import DONE_LAST_HOUR
 from soniq.db.sql import Queryable, Statement, Statements
 
 # The states the console shows: "scheduled" is queued for a later time, "retrying" queued
@@ -23,106 +31,6 @@ from soniq.db.sql import Queryable, Statement, Statements
 STATES = ("queued", "scheduled", "retrying", "running", "done", "cancelled", "dead")
 
 _PREVIEW = 300  # characters of args and error messages shown in lists
-
-
-@dataclass(frozen=True)
-class JobRow:
-    """One line of a job list."""
-
-    id: int
-    task_name: str
-    queue: str
-    state: str
-    attempts: int
-    max_attempts: int
-    priority: int
-    enqueued_at: datetime
-    scheduled_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    worker_id: str | None
-    error_reason: str | None
-    error_message: str | None
-    contract_version: int | None
-    args_preview: str
-
-
-@dataclass(frozen=True)
-class JobFilter:
-    """What a job list is narrowed to; None leaves a field unfiltered."""
-
-    state: str | None = None
-    queue: str | None = None
-    task_name: str | None = None
-    worker_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    args: dict[str, Any] | None = None  # JSON containment: the job's args contain these
-
-    def values(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "queue": self.queue,
-            "task_name": self.task_name,
-            "worker_id": self.worker_id,
-            "since": self.since,
-            "until": self.until,
-            "args_filter": None if self.args is None else json.dumps(self.args),
-        }
-
-
-@dataclass(frozen=True)
-class QueueOverview:
-    """One queue on the overview page."""
-
-    queue: str
-    queued: int
-    scheduled: int
-    retrying: int
-    running: int
-    dead: int
-    oldest_wait_seconds: float | None
-
-
-@dataclass(frozen=True)
-class Throughput:
-    """Jobs finished in one minute of the last hour (0: the current minute)."""
-
-    minutes_ago: int
-    done: int
-    dead: int
-
-
-@dataclass(frozen=True)
-class Waits:
-    """Queue wait (start minus due time, by the database's clock) of recent done jobs."""
-
-    sampled: int
-    p50_seconds: float | None
-    p95_seconds: float | None
-
-
-@dataclass(frozen=True)
-class DeadGroup:
-    """Dead letters of one task that died for one reason."""
-
-    task_name: str
-    error_reason: str | None
-    count: int
-    newest_id: int
-    newest_message: str | None
-    newest_at: datetime | None
-
-
-@dataclass(frozen=True)
-class FingerprintCount:
-    """Waiting or dead jobs of one task written against one contract version and fingerprint."""
-
-    task_name: str
-    contract_version: int | None
-    contract_fingerprint: str | None
-    state: str
-    count: int
 
 
 def _row(row: asyncpg.Record) -> JobRow:
@@ -230,50 +138,74 @@ class JobBrowse(Statements):
         row = await self._job.fetchrow(db, job_id=job_id)
         return None if row is None else dict(row)
 
-    # As reads._queue_stats: the ring and job_scheduled are small by construction, and
-    # job_dead holds what waits for a person.
+    # One row per queue (job_lanes lists every queue ever enqueued), each count walking an
+    # index and stopping at :cap rows: the claim index for due jobs, the (queue, id)
+    # indexes of job_scheduled and job_dead. (BETWEEN, not =: an equality with the outer
+    # queue lets the planner walk the primary key instead, filtering, which reads every
+    # dead letter to count a queue that has none.) Running jobs are read through the lease
+    # index (as many as the fleet's slots); the oldest due job is each lane's first entry
+    # in the claim index, or a due job the promoter has not moved yet.
     _overview = Statement(
         """
-        SELECT queue, sum(queued)::bigint AS queued, sum(scheduled)::bigint AS scheduled,
-               sum(retrying)::bigint AS retrying, sum(running)::bigint AS running,
-               sum(dead)::bigint AS dead,
-               extract(epoch FROM now() - min(oldest))::float8 AS oldest_wait_seconds
-        FROM (
-            SELECT queue,
-                   count(*) FILTER (WHERE state = 'queued' AND attempts = 0) AS queued,
-                   0 AS scheduled,
-                   count(*) FILTER (WHERE state = 'queued' AND attempts > 0) AS retrying,
-                   count(*) FILTER (WHERE state = 'running') AS running, 0 AS dead,
-                   min(scheduled_at) FILTER (WHERE state = 'queued') AS oldest
-            FROM {schema}.job_live GROUP BY queue
-            UNION ALL
-            SELECT queue, 0, count(*) FILTER (WHERE attempts = 0),
-                   count(*) FILTER (WHERE attempts > 0), 0, 0,
-                   min(scheduled_at) FILTER (WHERE scheduled_at <= now())
-            FROM {schema}.job_scheduled GROUP BY queue
-            UNION ALL
-            SELECT queue, 0, 0, 0, 0, count(*), NULL FROM {schema}.job_dead GROUP BY queue
-        ) AS counts
-        GROUP BY queue
-        ORDER BY queue"""
+        SELECT q.queue, live.queued, later.scheduled,
+               live.retrying + later.retrying AS retrying, coalesce(run.running, 0) AS running,
+               dead.dead, greatest(live.n, later.n, dead.dead) >= :cap AS capped,
+               extract(epoch FROM now() - least(oldest.live, oldest.scheduled))::float8
+                   AS oldest_wait_seconds
+        FROM (SELECT DISTINCT queue FROM {schema}.job_lanes) AS q
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS n, count(*) FILTER (WHERE attempts = 0) AS queued,
+                   count(*) FILTER (WHERE attempts > 0) AS retrying
+            FROM (SELECT attempts FROM {schema}.job_live
+                  WHERE queue = q.queue AND state = 'queued'
+                  ORDER BY priority, scheduled_at LIMIT :cap) AS l  -- job_live_claim_idx
+        ) AS live
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS n, count(*) FILTER (WHERE attempts = 0) AS scheduled,
+                   count(*) FILTER (WHERE attempts > 0) AS retrying
+            FROM (SELECT attempts FROM {schema}.job_scheduled
+                  WHERE queue BETWEEN q.queue AND q.queue LIMIT :cap) AS s
+        ) AS later
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS dead
+            FROM (SELECT 1 FROM {schema}.job_dead
+                  WHERE queue BETWEEN q.queue AND q.queue LIMIT :cap) AS d
+        ) AS dead
+        CROSS JOIN LATERAL (
+            SELECT (SELECT min(first.scheduled_at) FROM {schema}.job_lanes AS lane
+                    CROSS JOIN LATERAL (
+                        SELECT scheduled_at FROM {schema}.job_live AS j
+                        WHERE j.queue = lane.queue AND j.priority = lane.priority
+                          AND j.state = 'queued'
+                        ORDER BY j.scheduled_at LIMIT 1) AS first
+                    WHERE lane.queue = q.queue) AS live,
+                   (SELECT s.scheduled_at FROM {schema}.job_scheduled AS s
+                    WHERE s.queue = q.queue AND s.scheduled_at <= now()
+                    ORDER BY s.scheduled_at LIMIT 1) AS scheduled
+        ) AS oldest
+        LEFT JOIN (SELECT queue, count(*) AS running FROM {schema}.job_live
+                   WHERE state = 'running' GROUP BY queue) AS run ON run.queue = q.queue
+        WHERE live.n + later.n + dead.dead + coalesce(run.running, 0) > 0
+        ORDER BY q.queue"""
     )
 
-    async def overview(self, db: Queryable) -> list[QueueOverview]:
-        """Per queue: jobs waiting, retrying, running and dead, and the oldest due job's wait."""
-        return [QueueOverview(**dict(row)) for row in await self._overview.fetch(db)]
+    async def overview(self, db: Queryable, cap: int) -> list[QueueOverview]:
+        """Per queue: jobs waiting, retrying, running and dead (each counted up to ``cap``),
+        and the oldest due job's wait."""
+        return [QueueOverview(**dict(row)) for row in await self._overview.fetch(db, cap=cap)]
 
+    # Done jobs from the per-minute and per-batch counts (reads.DONE_LAST_HOUR); dead
+    # letters of the last hour through job_dead_finished_idx.
     _throughput = Statement(
-        """
-        SELECT (extract(epoch FROM date_trunc('minute', now())
-                                  - date_trunc('minute', finished_at)) / 60)::int
+        f"""
+        SELECT (extract(epoch FROM date_trunc('minute', now()) - minute) / 60)::int
                    AS minutes_ago,
-               count(*) FILTER (WHERE state = 'done') AS done,
-               count(*) FILTER (WHERE state = 'dead') AS dead
-        FROM (SELECT finished_at, state FROM {schema}.job_history
-              WHERE finished_at > now() - interval '1 hour' AND state = 'done'
+               sum(done)::bigint AS done, sum(dead)::bigint AS dead
+        FROM (SELECT minute, done, 0 AS dead FROM ({DONE_LAST_HOUR}) AS done
               UNION ALL
-              SELECT finished_at, 'dead' FROM {schema}.job_dead
-              WHERE finished_at > now() - interval '1 hour') AS finished
+              SELECT date_trunc('minute', finished_at), 0, 1 FROM {{schema}}.job_dead
+              WHERE finished_at >= date_trunc('minute', now()) - interval '59 minutes'
+              ) AS finished
         GROUP BY 1
         ORDER BY 1"""
     )
@@ -324,12 +256,16 @@ class JobBrowse(Statements):
         rows = await self._running_by_worker.fetch(db)
         return {row["worker_id"]: row["running"] for row in rows if row["worker_id"]}
 
+    # Grouped among the newest :sample dead letters (the page says so when there are more):
+    # the groups an operator acts on first, read through the primary key whatever the
+    # table holds.
     _dead_groups = Statement(
         f"""
         SELECT g.task_name, g.error_reason, g.count, g.newest_id,
                left(d.error_message, {_PREVIEW}) AS newest_message, d.finished_at AS newest_at
         FROM (SELECT task_name, error_reason, count(*) AS count, max(id) AS newest_id
-              FROM {{schema}}.job_dead
+              FROM (SELECT task_name, error_reason, id FROM {{schema}}.job_dead
+                    ORDER BY id DESC LIMIT :sample) AS newest
               WHERE :task_name::text IS NULL OR task_name = :task_name
               GROUP BY task_name, error_reason) AS g
         LEFT JOIN {{schema}}.job_dead AS d ON d.id = g.newest_id
@@ -338,10 +274,11 @@ class JobBrowse(Statements):
     )
 
     async def dead_groups(
-        self, db: Queryable, task_name: str | None, limit: int
+        self, db: Queryable, task_name: str | None, limit: int, sample: int
     ) -> list[DeadGroup]:
-        """Dead letters grouped by task and reason, the largest groups first."""
-        rows = await self._dead_groups.fetch(db, task_name=task_name, limit=limit)
+        """The newest ``sample`` dead letters grouped by task and reason, the largest
+        groups first."""
+        rows = await self._dead_groups.fetch(db, task_name=task_name, limit=limit, sample=sample)
         return [DeadGroup(**dict(row)) for row in rows]
 
     _dead_page = Statement(
@@ -408,25 +345,29 @@ class JobBrowse(Statements):
         )
         return [row["id"] for row in rows]
 
+    # Among the newest :sample jobs of each table (the page says so when a table holds
+    # more): which versions and fingerprints are about, read through the primary keys.
     _fingerprints = Statement(
         """
         SELECT task_name, contract_version, contract_fingerprint, state, count(*) AS count
-        FROM (SELECT task_name, contract_version, contract_fingerprint,
-                     CASE WHEN state = 'running' THEN 'running' ELSE 'queued' END AS state
-              FROM {schema}.job_live
+        FROM ((SELECT task_name, contract_version, contract_fingerprint,
+                      CASE WHEN state = 'running' THEN 'running' ELSE 'queued' END AS state
+               FROM {schema}.job_live ORDER BY id DESC LIMIT :sample)
               UNION ALL
-              SELECT task_name, contract_version, contract_fingerprint, 'queued'
-              FROM {schema}.job_scheduled
+              (SELECT task_name, contract_version, contract_fingerprint, 'queued'
+               FROM {schema}.job_scheduled ORDER BY id DESC LIMIT :sample)
               UNION ALL
-              SELECT task_name, contract_version, contract_fingerprint, 'dead'
-              FROM {schema}.job_dead) AS waiting
+              (SELECT task_name, contract_version, contract_fingerprint, 'dead'
+               FROM {schema}.job_dead ORDER BY id DESC LIMIT :sample)) AS waiting
         GROUP BY 1, 2, 3, 4
         ORDER BY 1, 2 NULLS FIRST, 3 NULLS FIRST, 4"""
     )
 
-    async def fingerprints(self, db: Queryable) -> list[FingerprintCount]:
-        """Queued, running and dead jobs by task, contract version and fingerprint."""
-        return [FingerprintCount(**dict(row)) for row in await self._fingerprints.fetch(db)]
+    async def fingerprints(self, db: Queryable, sample: int) -> list[FingerprintCount]:
+        """Queued, running and dead jobs by task, contract version and fingerprint, among
+        the newest ``sample`` of each table."""
+        rows = await self._fingerprints.fetch(db, sample=sample)
+        return [FingerprintCount(**dict(row)) for row in rows]
 
     # A loose index scan: one descent of job_history_task_idx per distinct task, however
     # many jobs each has.

@@ -11,7 +11,7 @@ from datetime import timedelta
 import asyncpg
 
 from soniq.db.jobs.claims import REQUEUE_AT_MOST_AGO
-from soniq.db.jobs.moves import free_keys, to_dead, to_history
+from soniq.db.jobs.moves import free_keys, record_attempts, to_dead, to_history
 from soniq.db.sql import BoundStatement, Queryable, Statement, Statements
 from soniq.job import Claim
 
@@ -89,7 +89,8 @@ class JobMaintenance(Statements):
     _rescue = Statement(
         f"""
         WITH expired AS (
-            SELECT id, slot FROM {{schema}}.job_live
+            SELECT id, slot, attempts, max_attempts, worker_id, started_at
+            FROM {{schema}}.job_live
             WHERE state = 'running' AND lease_expires_at < now()  -- job_live_lease_idx
             ORDER BY lease_expires_at
             LIMIT :limit
@@ -120,7 +121,11 @@ class JobMaintenance(Statements):
         dead AS ({to_dead("gone", errors=_WORKER_LOST, where="outcome = 'dead'")}),
         cancelled AS (SELECT * FROM gone WHERE outcome = 'cancelled'),
         history AS ({to_history("cancelled", "'cancelled'", errors=_WORKER_LOST, result="NULL")}),
-        keys AS ({free_keys("gone")})
+        keys AS ({free_keys("gone")}),
+        ended AS (SELECT e.*, r.state FROM expired AS e JOIN (
+                      SELECT id, state FROM requeued UNION ALL SELECT id, outcome FROM gone
+                  ) AS r USING (id)),
+        tried AS ({record_attempts("ended", "state", errors=_WORKER_LOST)})
         SELECT id, state, pg_notify('{{schema}}.jobs', queue), NULL AS settled FROM requeued
         UNION ALL  -- the jobs waiting for one that ended here are settled (migration 0014)
         SELECT id, outcome, pg_notify('{{schema}}.results', id::text),
@@ -136,9 +141,30 @@ class JobMaintenance(Statements):
     _prune_history = Statement("SELECT {schema}.drop_history_before(now() - :older_than::interval)")
 
     async def prune_finished(self, db: Queryable, *, older_than: timedelta) -> int:
-        """Drop the days of done and cancelled jobs that all finished more than
-        ``older_than`` ago; returns how many days were dropped."""
+        """Drop the days of done and cancelled jobs (and of failed attempts and done counts)
+        that all finished more than ``older_than`` ago; returns how many day tables were
+        dropped."""
         return int(await self._prune_history.fetchval(db, older_than=older_than))
+
+    # Minutes after the last one summed, up to two minutes ago (a batch's count carries the
+    # minute its statement began, and commits moments later): summed once, whoever runs
+    # it first; a minute summed twice by two workers at once is kept once.
+    _sum_done_minutes = Statement(
+        """
+        INSERT INTO {schema}.job_done_minutes (minute, queue, done)
+        SELECT minute, queue, sum(done) FROM {schema}.job_done_counts
+        WHERE minute > (SELECT coalesce(max(minute), '-infinity') FROM {schema}.job_done_minutes)
+          AND minute >= date_trunc('minute', now()) - interval '1 hour'  -- none older is read
+          AND minute < date_trunc('minute', now()) - interval '2 minutes'
+        GROUP BY minute, queue
+        ON CONFLICT DO NOTHING"""
+    )
+
+    async def sum_done_minutes(self, db: Queryable) -> int:
+        """Sum the completer's counts of the minutes that are over into one row per minute
+        and queue (what ``soniq status`` and the console read); returns the rows added."""
+        status = await self._sum_done_minutes.execute(db)
+        return int(status.rsplit(" ", 1)[-1])
 
     _prune_dead = Statement(
         """

@@ -52,3 +52,14 @@ def free_keys(source: str, where: str = "TRUE") -> str:
         DELETE FROM {{schema}}.job_dedup AS d USING {source} AS f
         WHERE f.dedup_key IS NOT NULL AND d.dedup_key = f.dedup_key AND d.job_id = f.id
           AND {where}"""
+
+
+def record_attempts(source: str, outcome: str, *, errors: str, where: str = "TRUE") -> str:
+    """INSERT into job_attempts one row per failed attempt in ``source`` (rows of job_live
+    as they were while running), ended now with ``outcome`` (an SQL expression: queued,
+    dead or cancelled) and ``errors`` (three expressions: reason, message, detail)."""
+    return f"""
+        INSERT INTO {{schema}}.job_attempts (job_id, attempt, worker_id, started_at,
+            finished_at, outcome, error_reason, error_message, error_detail)
+        SELECT id, attempts, worker_id, started_at, now(), {outcome}, {errors}
+        FROM {source} WHERE {where}"""

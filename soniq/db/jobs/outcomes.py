@@ -15,7 +15,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from soniq.db.jobs.claims import REQUEUE_AT_MOST_AGO
-from soniq.db.jobs.moves import CANCELLED_MESSAGE, free_keys, to_dead, to_history
+from soniq.db.jobs.moves import (
+    CANCELLED_MESSAGE,
+    free_keys,
+    record_attempts,
+    to_dead,
+    to_history,
+)
 from soniq.db.sql import BoundStatement, Queryable, Statement, Statements
 from soniq.job import Claim, Outcome
 
@@ -35,7 +41,8 @@ _SETTLED = """(SELECT {schema}.settle_children(coalesce(array_agg(f.id), '{}'),
                FROM fin AS f WHERE f.outcome IN ('dead', 'cancelled'))"""
 
 # One notification per batch, payload '': a waiter on get_result re-reads its own row. A
-# notification per job would cost a queue entry per row on the hot path.
+# notification per job would cost a queue entry per row on the hot path. The batch adds one
+# row per queue to job_done_counts, which `soniq status` and the console sum.
 _RECORD_DONE = f"""
     WITH o AS (
         SELECT * FROM unnest(:ids::bigint[], :slots::int2[], :tokens::uuid[], :results::json[])
@@ -46,16 +53,24 @@ _RECORD_DONE = f"""
         RETURNING j.*, o.result
     ),
     history AS ({to_history("fin", "'done'", errors="NULL, NULL, NULL", result="result")}),
-    keys AS ({free_keys("fin")})
+    keys AS ({free_keys("fin")}),
+    counted AS (
+        INSERT INTO {{schema}}.job_done_counts (minute, queue, done)
+        SELECT date_trunc('minute', now()), queue, count(*) FROM fin GROUP BY queue
+    )
     SELECT array_agg(id) AS ids, pg_notify('{{schema}}.results', ''), {_FREED} AS freed,
            {{schema}}.settle_children(coalesce(array_agg(id), '{{}}'),
                                       array_fill('done'::text, ARRAY[count(*)::int])) AS settled
     FROM fin"""
 
+# A cancelled attempt may end without an error of its own.
+_FAILED_ERRORS = f"coalesce(reason, 'cancelled'), coalesce(message, {CANCELLED_MESSAGE}), detail"
+
 # A failed attempt: retried (after its backoff, from job_scheduled), dead-lettered, or
 # cancelled, which is also the end of a failed attempt whose cancellation was requested. A
 # snoozed attempt waits in job_scheduled like a retry, but gives its attempt back and keeps
 # the last error. Both stay live: they keep their dedup key and wake no result waiter.
+# Every one but a snooze leaves a row in job_attempts, written by this same statement.
 _RECORD_FAILED = f"""
     WITH o AS (
         SELECT * FROM unnest(:ids::bigint[], :slots::int2[], :tokens::uuid[], :states::text[],
@@ -90,11 +105,14 @@ _RECORD_FAILED = f"""
     to_history(
         "cancelled",
         "'cancelled'",
-        errors=f"coalesce(reason, 'cancelled'), coalesce(message, {CANCELLED_MESSAGE}), detail",
+        errors=_FAILED_ERRORS,
         result="NULL",
     )
 }),
-    keys AS ({free_keys("fin", "f.outcome NOT IN ('queued', 'snoozed')")})
+    keys AS ({free_keys("fin", "f.outcome NOT IN ('queued', 'snoozed')")}),
+    tried AS ({
+    record_attempts("fin", "outcome", errors=_FAILED_ERRORS, where="outcome <> 'snoozed'")
+})
     SELECT id, CASE WHEN outcome NOT IN ('queued', 'snoozed')
                     THEN pg_notify('{{schema}}.results', id::text) END, {_FREED} AS freed,
            {_SETTLED} AS settled

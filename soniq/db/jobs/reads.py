@@ -10,7 +10,7 @@ import asyncpg
 
 from soniq.db.sql import Queryable, Statement, Statements
 from soniq.db.workers import LIVE_WORKER, WorkerStore
-from soniq.job import Claim, Job, JobError, JobState
+from soniq.job import Attempt, Claim, Job, JobError, JobState
 from soniq.status import QueueStats, Status, VersionCount, WaitingJob
 
 _JOB_COLUMNS = """id, task_name, queue, args, state, priority, attempts, max_attempts,
@@ -18,15 +18,17 @@ _JOB_COLUMNS = """id, task_name, queue, args, state, priority, attempts, max_att
     error_detail, dedup_key, contract_version, contract_fingerprint, worker_id, result"""
 
 
+def _error(row: asyncpg.Record) -> JobError:
+    detail = row["error_detail"]
+    return JobError(
+        reason=row["error_reason"],
+        message=row["error_message"] or "",
+        detail=json.loads(detail) if detail is not None else None,
+    )
+
+
 def _job_from_row(row: asyncpg.Record) -> Job:
-    error = None
-    if row["error_reason"] is not None:
-        detail = row["error_detail"]
-        error = JobError(
-            reason=row["error_reason"],
-            message=row["error_message"] or "",
-            detail=json.loads(detail) if detail is not None else None,
-        )
+    error = None if row["error_reason"] is None else _error(row)
     return Job(
         id=row["id"],
         task_name=row["task_name"],
@@ -47,6 +49,53 @@ def _job_from_row(row: asyncpg.Record) -> Job:
         worker_id=row["worker_id"],
         result=None if row["result"] is None else json.loads(row["result"]),
     )
+
+
+# Jobs done this minute and the 59 before it, as (minute, queue, done) rows: the per-minute
+# sums of the minutes the retention service has summed (job_done_minutes, primary key), and
+# the completer's per-batch counts of the few minutes after them (job_done_counts, BRIN).
+DONE_LAST_HOUR = """
+    SELECT minute, queue, done FROM {schema}.job_done_minutes
+    WHERE minute >= date_trunc('minute', now()) - interval '59 minutes'
+    UNION ALL
+    SELECT minute, queue, done FROM {schema}.job_done_counts
+    WHERE minute >= date_trunc('minute', now()) - interval '59 minutes'
+      AND minute > (SELECT coalesce(max(minute), '-infinity') FROM {schema}.job_done_minutes)"""
+
+# Each table with the states it holds: (table, state, finished_at, result, holds).
+_STATE_TABLES = (
+    ("job_live", "state", "NULL::timestamptz", "NULL::json", "queued,running"),
+    ("job_scheduled", "'queued'::text", "NULL::timestamptz", "NULL::json", "queued"),
+    ("job_dead", "'dead'::text", "finished_at", "NULL::json", "dead"),
+    ("job_history", "state", "finished_at", "result", "done,cancelled"),
+)
+
+
+def _list_jobs(lead: str) -> str:
+    """``list_jobs`` walking ``lead`` newest first: every job (TRUE, by id), one queue (the
+    ``(queue, id)`` indexes) or one task (``(task_name, id)``).
+
+    The branches have no WHERE clause of their own (PostgreSQL merges a branch with one
+    into the ordered append only as a subquery, sorting it whole), so every condition is
+    outside and pushed into each branch: the first, on ``:state`` and the branch's
+    constant ``holds`` alone, is checked once before the branch runs, so no plan, custom
+    or generic, walks a table that cannot hold the state asked for (reading all of
+    job_history to find no queued job took seconds)."""
+    branches = " UNION ALL ".join(
+        f"""
+        SELECT id, task_name, queue, args, {state} AS state, priority, attempts,
+               max_attempts, scheduled_at, enqueued_at, started_at, {finished} AS finished_at,
+               error_reason, error_message, error_detail, dedup_key, contract_version,
+               contract_fingerprint, worker_id, {result} AS result,
+               '{{{holds}}}'::text[] AS holds
+        FROM {{schema}}.{table}"""
+        for table, state, finished, result, holds in _STATE_TABLES
+    )
+    return f"""
+        SELECT {_JOB_COLUMNS} FROM ({branches}) AS jobs
+        WHERE (:state::text IS NULL OR :state::text = ANY (holds))
+          AND (:state::text IS NULL OR state = :state::text) AND {lead}
+        ORDER BY id DESC LIMIT :limit"""
 
 
 # Every job that waits to run: queued (due now or later) or dead (it may be replayed).
@@ -76,15 +125,33 @@ class JobReads(Statements):
         row = await self._get.fetchrow(db, job_id=job_id)
         return None if row is None else _job_from_row(row)
 
-    _list_jobs = Statement(
-        f"""
-        SELECT {_JOB_COLUMNS} FROM {{schema}}.jobs
-        WHERE (:state::text IS NULL OR state = :state)
-          AND (:queue::text IS NULL OR queue = :queue)
-          AND (:task_name::text IS NULL OR task_name = :task_name)
-        ORDER BY id DESC
-        LIMIT :limit"""
+    _attempts = Statement(
+        """
+        SELECT attempt, worker_id, started_at, finished_at, outcome, error_reason,
+               error_message, error_detail
+        FROM {schema}.job_attempts WHERE job_id = :job_id  -- job_attempts_job_idx
+        ORDER BY attempt, finished_at"""
     )
+
+    async def attempts(self, db: Queryable, job_id: int) -> list[Attempt]:
+        """The failed attempts of one job kept by retention, oldest first."""
+        return [
+            Attempt(
+                attempt=row["attempt"],
+                worker_id=row["worker_id"],
+                started_at=row["started_at"],
+                finished_at=row["finished_at"],
+                outcome=JobState(row["outcome"]),
+                error=_error(row),
+            )
+            for row in await self._attempts.fetch(db, job_id=job_id)
+        ]
+
+    _list_all = Statement(_list_jobs("TRUE"))
+    _list_queue = Statement(
+        _list_jobs("queue = :queue AND (:task_name::text IS NULL OR task_name = :task_name)")
+    )
+    _list_task = Statement(_list_jobs("task_name = :task_name"))
 
     async def list_jobs(
         self,
@@ -96,9 +163,14 @@ class JobReads(Statements):
         limit: int | None,
     ) -> list[Job]:
         """Jobs matching every given filter, newest first (all of them when limit is None)."""
-        rows = await self._list_jobs.fetch(
-            db, state=state, queue=queue, task_name=task_name, limit=limit
-        )
+        if queue is not None:
+            rows = await self._list_queue.fetch(
+                db, state=state, queue=queue, task_name=task_name, limit=limit
+            )
+        elif task_name is not None:
+            rows = await self._list_task.fetch(db, state=state, task_name=task_name, limit=limit)
+        else:
+            rows = await self._list_all.fetch(db, state=state, limit=limit)
         return [_job_from_row(row) for row in rows]
 
     _list_dead = Statement(
@@ -185,15 +257,16 @@ class JobReads(Statements):
         return {row["id"] for row in rows}
 
     # Each table answers for its own states: the ring and job_scheduled are small by
-    # construction, job_dead holds what waits for a person, and only the last hour of
-    # history is read.
+    # construction, job_dead holds what waits for a person, and "done in the last hour" is
+    # the sum of the completer's per-batch counts of this minute and the 59 before it (one
+    # row per batch, not per job; exact for jobs workers finished).
     _queue_stats = Statement(
-        """
+        f"""
         SELECT queue, sum(queued)::bigint AS queued, sum(scheduled)::bigint AS scheduled,
                sum(running)::bigint AS running, sum(done)::bigint AS done_last_hour,
                sum(dead)::bigint AS dead,
                extract(epoch FROM now() - min(oldest)) AS oldest,
-               EXISTS (SELECT FROM {schema}.queue_settings AS s
+               EXISTS (SELECT FROM {{schema}}.queue_settings AS s
                        WHERE s.queue = counts.queue AND s.paused) AS paused
         FROM (
             SELECT queue,
@@ -203,20 +276,19 @@ class JobReads(Statements):
                    count(*) FILTER (WHERE state = 'running') AS running, 0 AS done, 0 AS dead,
                    min(scheduled_at) FILTER (WHERE state = 'queued' AND scheduled_at <= now())
                        AS oldest
-            FROM {schema}.job_live GROUP BY queue
+            FROM {{schema}}.job_live GROUP BY queue
             UNION ALL
             SELECT queue, count(*) FILTER (WHERE scheduled_at <= now()),
                    count(*) FILTER (WHERE scheduled_at > now()), 0, 0, 0,
                    min(scheduled_at) FILTER (WHERE scheduled_at <= now())
-            FROM {schema}.job_scheduled GROUP BY queue
+            FROM {{schema}}.job_scheduled GROUP BY queue
             UNION ALL
-            SELECT queue, 0, 0, 0, 0, count(*), NULL FROM {schema}.job_dead GROUP BY queue
+            SELECT queue, 0, 0, 0, 0, count(*), NULL FROM {{schema}}.job_dead GROUP BY queue
             UNION ALL
-            SELECT queue, 0, 0, 0, count(*), 0, NULL FROM {schema}.job_history
-            WHERE finished_at > now() - interval '1 hour' AND state = 'done'
+            SELECT queue, 0, 0, 0, sum(done), 0, NULL FROM ({DONE_LAST_HOUR}) AS done
             GROUP BY queue
             UNION ALL  -- a paused queue shows even while it has no jobs
-            SELECT queue, 0, 0, 0, 0, 0, NULL FROM {schema}.queue_settings WHERE paused
+            SELECT queue, 0, 0, 0, 0, 0, NULL FROM {{schema}}.queue_settings WHERE paused
         ) AS counts
         GROUP BY queue
         ORDER BY queue"""

@@ -7,13 +7,18 @@ from ._runtime import RUNTIME_REQUIREMENT as RUNTIME_REQUIREMENT
 from .models import (
     CancelSubscriptionArgs,
     ChargeSubscriptionArgs,
+    DeliverReceiptArgs,
+    EmailDelivery,
     Money,
+    PostDelivery,
     RefundPaymentArgs,
     SendInvoiceArgs,
+    SmsDelivery,
 )
 from .tasks import (
     CANCEL_SUBSCRIPTION,
     CHARGE_SUBSCRIPTION,
+    DELIVER_RECEIPT,
     REFUND_PAYMENT,
     SEND_INVOICE,
 )
@@ -21,11 +26,16 @@ from .tasks import (
 __all__ = [
     "CANCEL_SUBSCRIPTION",
     "CHARGE_SUBSCRIPTION",
+    "DELIVER_RECEIPT",
     "REFUND_PAYMENT",
     "SEND_INVOICE",
     "CancelSubscriptionArgs",
     "ChargeSubscriptionArgs",
+    "DeliverReceiptArgs",
+    "EmailDelivery",
     "Money",
+    "PostDelivery",
     "RefundPaymentArgs",
     "SendInvoiceArgs",
+    "SmsDelivery",
 ]

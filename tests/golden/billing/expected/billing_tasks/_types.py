@@ -10,11 +10,13 @@ agree.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StrictStr
+from pydantic.networks import validate_email
 
 _DATE_TIME = re.compile(
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
@@ -48,8 +50,13 @@ def _uuid(value: Any) -> Any:
 
 
 def _email(value: str) -> str:
-    if "@" not in value:
+    # pydantic's check, through the email-validator package (a dependency of the
+    # generated package only when a contract uses this format); a "Name <address>"
+    # form is not an address, nor are surrounding spaces (pydantic strips them). The
+    # value is kept as written, not normalised.
+    if "<" in value or ">" in value or value != value.strip():
         raise ValueError("expected an email address")
+    validate_email(value)
     return value
 
 
@@ -64,3 +71,13 @@ Date = Annotated[date, BeforeValidator(_date)]
 Uuid = Annotated[UUID, BeforeValidator(_uuid)]
 Email = Annotated[StrictStr, AfterValidator(_email)]
 Uri = Annotated[StrictStr, AfterValidator(_uri)]
+
+
+#: format name -> a check of a JSON string in that format (raises ValueError).
+CHECKS: dict[str, Callable[[str], Any]] = {
+    "date": _date,
+    "date-time": _date_time,
+    "email": _email,
+    "uri": _uri,
+    "uuid": _uuid,
+}

@@ -11,6 +11,7 @@ from soniq import TaskRef, task_ref
 from .models import (
     CancelSubscriptionArgs,
     ChargeSubscriptionArgs,
+    DeliverReceiptArgs,
     RefundPaymentArgs,
     SendInvoiceArgs,
 )
@@ -35,6 +36,17 @@ CHARGE_SUBSCRIPTION: Final[TaskRef[ChargeSubscriptionArgs]] = task_ref(
 )
 """``billing.charge_subscription`` v1: Charge a subscription for one billing
 period.
+"""
+
+DELIVER_RECEIPT: Final[TaskRef[DeliverReceiptArgs]] = task_ref(
+    name="billing.deliver_receipt",
+    args_model=DeliverReceiptArgs,
+    default_queue="billing",
+    version=1,
+    fingerprint="sha256:fea25097c31b6c0a4a8124d44f1b998bfe018d86609653a1c1d1937b45358cfd",
+)
+"""``billing.deliver_receipt`` v1: Deliver the receipt of a payment by email, by
+post or by text message.
 """
 
 REFUND_PAYMENT: Final[TaskRef[RefundPaymentArgs]] = task_ref(

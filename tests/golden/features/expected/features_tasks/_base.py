@@ -17,19 +17,21 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 NOT_NULL = "x-soniq-not-null"
+OPTIONAL = "x-soniq-optional"
 
 
-def _not_null(field: FieldInfo) -> bool:
+def _marked(field: FieldInfo, marker: str) -> bool:
     extra = field.json_schema_extra
-    return isinstance(extra, dict) and extra.get(NOT_NULL) is True
+    return isinstance(extra, dict) and extra.get(marker) is True
 
 
 class ContractModel(BaseModel):
     """An args model that accepts exactly what its contract's JSON Schema accepts.
 
     A field the contract lets callers leave out but not set to null rejects an
-    explicit ``None`` and is left out of dumps while unset, so every dump is valid
-    per the schema.
+    explicit ``None``; a field left out without a default is left out of dumps
+    too, so every dump is valid per the schema and means what the input meant.
+    Extra keys the schema allows are kept.
     """
 
     model_config = ConfigDict(
@@ -41,7 +43,7 @@ class ContractModel(BaseModel):
     def _reject_null(cls, data: Any) -> Any:
         if isinstance(data, dict):
             for name, field in cls.model_fields.items():
-                if not _not_null(field):
+                if not _marked(field, NOT_NULL):
                     continue
                 for key in {name, field.alias or name}:
                     if key in data and data[key] is None:
@@ -55,7 +57,12 @@ class ContractModel(BaseModel):
         data = handler(self)
         by_alias = info.by_alias is not False  # None: the config's serialize_by_alias
         if isinstance(data, dict):
+            unset = type(self).model_fields.keys() - self.model_fields_set
             for name, field in type(self).model_fields.items():
-                if _not_null(field) and getattr(self, name) is None:
+                not_null = _marked(field, NOT_NULL)
+                unset_optional = name in unset and (
+                    not_null or _marked(field, OPTIONAL)
+                )
+                if unset_optional or (not_null and getattr(self, name) is None):
                     data.pop(field.alias or name if by_alias else name, None)
         return data

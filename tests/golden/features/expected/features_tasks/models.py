@@ -14,6 +14,7 @@ from ._types import Date, Uri
 
 class Address(ContractModel):
     model_config = ConfigDict(
+        extra="allow",
         populate_by_name=True,
     )
     line1: Annotated[StrictStr, Field(min_length=1)]
@@ -25,10 +26,13 @@ class Address(ContractModel):
 
 class NotifyCustomerArgs(ContractModel):
     model_config = ConfigDict(
+        extra="allow",
         populate_by_name=True,
     )
     address: Address
-    billing_address: Address | None = None
+    billing_address: Annotated[
+        Address | None, Field(json_schema_extra={"x-soniq-optional": True})
+    ] = None
     sent_on: Annotated[
         Date | None, Field(json_schema_extra={"x-soniq-not-null": True})
     ] = None
@@ -51,12 +55,16 @@ Tag = Annotated[StrictStr, Field(max_length=20)]
 
 class ShipOrderArgsOptions(ContractModel):
     model_config = ConfigDict(
+        extra="allow",
         populate_by_name=True,
     )
     signature: Annotated[
         StrictBool | None, Field(json_schema_extra={"x-soniq-not-null": True})
     ] = None
-    window: Literal["morning", "evening"] | None = None
+    window: Annotated[
+        Literal["morning", "evening"] | None,
+        Field(json_schema_extra={"x-soniq-optional": True}),
+    ] = None
 
 
 class ShipOrderArgs(ContractModel):
@@ -79,7 +87,9 @@ class ShipOrderArgs(ContractModel):
         Field(alias="class", json_schema_extra={"x-soniq-not-null": True}),
     ] = None
     to: Address
-    bill_to: Address | None = None
+    bill_to: Annotated[
+        Address | None, Field(json_schema_extra={"x-soniq-optional": True})
+    ] = None
     parcels: Annotated[list[Parcel], Field(min_length=1)]
     labels: Annotated[
         list[Label] | None, Field(json_schema_extra={"x-soniq-not-null": True})
@@ -87,7 +97,9 @@ class ShipOrderArgs(ContractModel):
     tags: Annotated[
         list[Tag] | None, Field(json_schema_extra={"x-soniq-not-null": True})
     ] = None
-    tracking_url: Uri | None = None
+    tracking_url: Annotated[
+        Uri | None, Field(json_schema_extra={"x-soniq-optional": True})
+    ] = None
     ratio: Annotated[
         StrictFloat | None,
         Field(ge=0.0, json_schema_extra={"x-soniq-not-null": True}, le=1.0),

@@ -15,7 +15,7 @@ NOTIFY_CUSTOMER: Final[TaskRef[NotifyCustomerArgs]] = task_ref(
     args_model=NotifyCustomerArgs,
     default_queue=None,
     version=1,
-    fingerprint="sha256:7442a85999cf4298c7356c5cebf50bf64ac21576016bb35e68d38bbd2ecfbbc2",
+    fingerprint="sha256:2c7262c4b9ecfa01e111ab63805c9d19e4d99d1f2ad6062b86d2c3eff8eded72",
 )
 """``shipping.notify_customer`` v1"""
 
@@ -24,7 +24,7 @@ SHIP: Final[TaskRef[ShipOrderArgs]] = task_ref(
     args_model=ShipOrderArgs,
     default_queue=None,
     version=3,
-    fingerprint="sha256:d944773280168e186981cd00b557025be88df77761fd832333a149c68bd37216",
+    fingerprint="sha256:f23a56f636c01acc8be50644b0f74bcab37282fbbfbedb4d598a06ae4f80f744",
 )
 """``shipping.ship_order`` v3: Ship an order.
 
