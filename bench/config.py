@@ -21,6 +21,16 @@ LIMIT_DRAIN = "limit_drain"
 LIMIT_COPY = "limit_copy"
 
 
+# Drains of a queue with settings (docs/runtime.md, "Steering queues"), at c500 as the
+# unlimited drain_c500 they are compared with: a concurrency limit that never binds, one
+# partition per job (limit 1 each, so never binding either), and a rate limit that binds.
+STEERED_CONCURRENCY = 500
+STEERED_LIMITED = "steered_limited"
+STEERED_PARTITIONED = "steered_partitioned"
+STEERED_RATE = "steered_rate"
+STEERED_RATE_PER_S = 5000
+
+
 def drain_scenario(concurrency: int) -> str:
     return f"drain_c{concurrency}"
 

@@ -21,6 +21,11 @@ from bench.config import (
     LIMIT_DRAIN,
     RSS,
     SINGLE,
+    STEERED_CONCURRENCY,
+    STEERED_LIMITED,
+    STEERED_PARTITIONED,
+    STEERED_RATE,
+    STEERED_RATE_PER_S,
     VALIDATION,
     drain_scenario,
 )
@@ -125,6 +130,15 @@ def targets(results: Results) -> list[Target]:
     out.append(_check("latency p99 < 5 ms", p99, "{:.2f} ms", lambda v: v < 5.0))
 
     out.append(_validation_cost(results))
+    out.append(
+        _of_limit(
+            "limited drain", _tagged(_get(results, "soniq", STEERED_LIMITED, "jobs_per_s"),
+                                     STEERED_LIMITED),
+            _get(results, "soniq", drain_scenario(STEERED_CONCURRENCY), "jobs_per_s"),
+            "the unlimited drain", 0.80,
+            f"a concurrency limit that never binds vs none, both at c{STEERED_CONCURRENCY}",
+        )
+    )  # fmt: skip
     rss = _get(results, "soniq", RSS, "rss_mb")
     out.append(_check("worker RSS at c200 < 150 MB", rss, "{:.0f} MB", lambda v: v < 150))
     return out
@@ -259,6 +273,7 @@ def table(results: Results, labels: dict[str, str], found: list[Target]) -> str:
         lines.append("graphile-worker drains with P Node processes x 24 jobs (PxC), its perfTest "
                      "settings; Node's start-up is not timed.")  # fmt: skip
     lines.extend(_limits(results))
+    lines.extend(_steered(results))
     lines.extend(_cpu(results, labels))
     lines.append("")
     for t in found:
@@ -287,6 +302,27 @@ def _limits(results: Results) -> list[str]:
         f"{_cell(copy.get('jobs_per_s'), '{:,.0f}')}/s "
         f"({_cell(copy.get('encode_and_copy_jobs_per_s'), '{:,.0f}')}/s with encoding)"
     ]
+
+
+def _steered(results: Results) -> list[str]:
+    """The drains of a queue with settings, against the unlimited one at their concurrency."""
+    soniq = results.get("soniq", {})
+    rates = [soniq.get(name, {}).get("jobs_per_s") for name in _STEERED_NAMES]
+    if all(rate is None for rate in rates):
+        return []
+    unlimited = _cell(
+        _get(results, "soniq", drain_scenario(STEERED_CONCURRENCY), "jobs_per_s"), "{:,.0f}"
+    )
+    limited, partitioned, rated = (_cell(rate, "{:,.0f}") for rate in rates)
+    return [
+        f"soniq steered drains at c{STEERED_CONCURRENCY}: unlimited {unlimited}/s, "
+        f"concurrency limit (not binding) {limited}/s, one partition per job (limit 1 each) "
+        f"{partitioned}/s, rate limit {STEERED_RATE_PER_S:,}/s {rated}/s (a sliding window: "
+        f"the first {STEERED_RATE_PER_S:,} may start at once)"
+    ]
+
+
+_STEERED_NAMES = (STEERED_LIMITED, STEERED_PARTITIONED, STEERED_RATE)
 
 
 def _cpu(results: Results, labels: dict[str, str]) -> list[str]:

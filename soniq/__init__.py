@@ -31,6 +31,7 @@ from soniq.errors import (
 )
 from soniq.installed import UnknownTaskWarning
 from soniq.job import Attempt, Job, JobContext, JobError, JobId, JobState
+from soniq.queues import QueueSettings
 from soniq.status import QueueStats, Status, VersionCount, WorkerRecord
 from soniq.task_ref import TaskRef, task_ref
 
@@ -64,6 +65,7 @@ __all__ = [
     "JobState",
     "MigrationError",
     "PermissionDeniedError",
+    "QueueSettings",
     "QueueStats",
     "RegistrationError",
     "ResultTimeoutError",

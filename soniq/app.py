@@ -174,6 +174,7 @@ class Soniq(Registration, Inspection):
         dedup_key: str | None = None,
         on_conflict: Literal["return", "raise"] = "return",
         connection: object | None = None,
+        after: Sequence[int] | None = None,
     ) -> JobId:
         """Validate and store one job; returns its id (a :class:`JobId`, an ``int``).
 
@@ -184,7 +185,9 @@ class Soniq(Registration, Inspection):
         if that transaction commits, and workers are woken at commit. With ``dedup_key`` a
         second enqueue while the first job is queued, scheduled or running writes nothing
         and returns the first job's id, whose ``created`` is False; with
-        ``on_conflict="raise"`` it raises :class:`DuplicateJobError` instead.
+        ``on_conflict="raise"`` it raises :class:`DuplicateJobError` instead. With
+        ``after=[job_id, ...]`` the job runs only once all of those jobs are done; if one
+        ends dead or cancelled, it is cancelled.
         """
         raise_on_conflict = self._raise_on(on_conflict)
         # Called here, not through a helper: an UnknownTaskWarning points at the caller's line.
@@ -197,6 +200,7 @@ class Soniq(Registration, Inspection):
             delay=delay,
             dedup_key=dedup_key,
             trace_context=tracing.inject(),
+            after=after,
         )
         return await self._enqueuer.enqueue(job, connection, raise_on_conflict=raise_on_conflict)
 
@@ -212,6 +216,7 @@ class Soniq(Registration, Inspection):
         dedup_key: str | None = None,
         on_conflict: Literal["return", "raise"] = "return",
         connection: object | None = None,
+        after: Sequence[int] | None = None,
     ) -> JobId:
         """:meth:`enqueue` for synchronous code (Django, Flask, scripts), with the same
         checks and SQL. On ``connection=`` (an SQLAlchemy ``Session`` or ``Connection``, or
@@ -228,6 +233,7 @@ class Soniq(Registration, Inspection):
             delay=delay,
             dedup_key=dedup_key,
             trace_context=tracing.inject(),
+            after=after,
         )
         return call_sync(
             lambda db: self._enqueuer.enqueue(job, db, raise_on_conflict=raise_on_conflict),
@@ -250,11 +256,12 @@ class Soniq(Registration, Inspection):
         scheduled_at: datetime | None = None,
         delay: timedelta | float | None = None,
         connection: object | None = None,
+        after: Sequence[int] | None = None,
     ) -> list[int]:
         """Validate and store many jobs of one task, all or nothing: one bad item writes
         nothing and the error names its index. Items go in chunks inside one transaction
         (or the caller's, on ``connection=`` as for :meth:`enqueue`); returns ids in input
-        order."""
+        order. ``after`` as for :meth:`enqueue`, for every job."""
         return await self._enqueuer.enqueue_many(
             target,
             list(args_list),
@@ -264,6 +271,7 @@ class Soniq(Registration, Inspection):
             delay=delay,
             trace_context=tracing.inject(),
             connection=connection,
+            after=after,
         )
 
     def enqueue_many_sync(
@@ -276,6 +284,7 @@ class Soniq(Registration, Inspection):
         scheduled_at: datetime | None = None,
         delay: timedelta | float | None = None,
         connection: object | None = None,
+        after: Sequence[int] | None = None,
     ) -> list[int]:
         """:meth:`enqueue_many` for synchronous code, on ``connection=`` as for
         :meth:`enqueue_sync`: every item is checked before the first is written."""
@@ -291,6 +300,7 @@ class Soniq(Registration, Inspection):
                 delay=delay,
                 trace_context=trace_context,
                 connection=db,
+                after=after,
             ),
             connection,
             lambda: self._database.url,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel
 
-from soniq.checks import INT32, duration, whole_number
+from soniq.checks import BIGINT, INT32, duration, whole_number
 from soniq.connections import adapt
 from soniq.db.connection import Database, pooled
 from soniq.db.jobs import JobStore
@@ -156,6 +157,7 @@ def build_job(
     delay: timedelta | float | None,
     dedup_key: str | None,
     trace_context: str | None,
+    after: Sequence[int] | None = None,
 ) -> NewJob:
     """Combine a resolved target, encoded args and per-call options into a row to insert."""
     if priority is not None:
@@ -186,9 +188,37 @@ def build_job(
         contract_version=target.contract_version,
         contract_fingerprint=target.contract_fingerprint,
         trace_context=trace_context,
+        after=_parents(after),
     )
 
 
+def _parents(after: Sequence[int] | None) -> tuple[int, ...]:
+    """The ids of ``after=``, checked: whole numbers that can be job ids, at most
+    :data:`MAX_PARENTS` of them, each once."""
+    if after is None:
+        return ()
+    if isinstance(after, (str, bytes)) or not isinstance(after, Sequence):
+        raise EnqueueError(f"after must be a list of job ids, got {after!r}")
+    if len(after) > MAX_PARENTS:
+        raise EnqueueError(f"after names {len(after)} jobs, more than {MAX_PARENTS}")
+    for parent in after:
+        whole_number(
+            parent, "each job id of after", minimum=1, maximum=BIGINT.stop - 1, error=EnqueueError
+        )
+    return tuple(dict.fromkeys(after))
+
+
+@contextlib.contextmanager
+def _parents_exist() -> Iterator[None]:
+    """A job of ``after=`` that does not exist, as the enqueue function reports it, becomes
+    an :class:`EnqueueError` (nothing was written)."""
+    try:
+        yield
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise EnqueueError(str(exc)) from exc
+
+
+MAX_PARENTS = 1000
 _BULK_CHUNK = 1000
 
 
@@ -226,6 +256,7 @@ class Enqueuer:
         delay: timedelta | float | None = None,
         dedup_key: str | None = None,
         trace_context: str | None,
+        after: Sequence[int] | None = None,
     ) -> NewJob:
         """The validated, encoded row for one job of ``target``; nothing is written."""
         resolved = self.resolve(target)
@@ -239,6 +270,7 @@ class Enqueuer:
             delay=delay,
             dedup_key=dedup_key,
             trace_context=trace_context,
+            after=after,
         )
 
     async def enqueue(
@@ -251,7 +283,7 @@ class Enqueuer:
         db = adapt(connection) if connection is not None else await self._database.pool()
         # Another driver's errors are its own, and with its connection no URL need be set.
         native = isinstance(db, asyncpg.Connection | asyncpg.Pool)
-        with self._database.errors() if native else contextlib.nullcontext():
+        with self._database.errors() if native else contextlib.nullcontext(), _parents_exist():
             job_id, created = await self._store.writes.insert(
                 db, job, max_args_bytes=self._settings.max_args_bytes
             )
@@ -276,6 +308,7 @@ class Enqueuer:
         delay: timedelta | float | None,
         trace_context: str | None,
         connection: object | None,
+        after: Sequence[int] | None = None,
     ) -> list[int]:
         """Store one job of ``target`` per args item, all or nothing."""
         resolved = self.resolve(target)
@@ -288,6 +321,7 @@ class Enqueuer:
             delay=delay,
             dedup_key=None,
             trace_context=trace_context,
+            after=after,
         )
         if not items:
             return []
@@ -329,7 +363,7 @@ class Enqueuer:
         result is all or nothing, as if every item had been validated first."""
         ids: list[int] = []
         inserting: asyncio.Future[list[int]] | None = None
-        with self._database.errors():
+        with self._database.errors(), _parents_exist():
             async with conn.transaction():
                 try:
                     for start in range(0, len(items), _BULK_CHUNK):

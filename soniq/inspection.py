@@ -21,6 +21,7 @@ from soniq.periodic import Schedules
 from soniq.registry import Registry
 from soniq.results import wait_for_result
 from soniq.status import Status
+from soniq.steering import Steering
 from soniq.task_ref import TaskRef
 
 M = TypeVar("M", bound=BaseModel)
@@ -37,8 +38,9 @@ ASGIApp: TypeAlias = Callable[
 ]
 
 
-class Inspection:
-    """What :class:`soniq.Soniq` offers to look at jobs and act on one."""
+class Inspection(Steering):
+    """What :class:`soniq.Soniq` offers to look at jobs and act on one (and, through the
+    console, on queues: :class:`~soniq.steering.Steering`)."""
 
     _database: Database
     _store: JobStore
@@ -136,10 +138,10 @@ class Inspection:
         ``api.mount("/soniq", app.console())`` (your service's auth middleware applies).
 
         Read-only unless ``allow_actions=True``, or ``can(request, action, job)`` decides each
-        request (``action``: "cancel", "retry", "replay" or "purge"; ``job``: the job's row,
-        None for a bulk action). ``hide_args`` (True, or a function of the task name) shows
-        the args, results and tracebacks of those jobs as redacted. Needs ``soniq[console]``;
-        see docs/console.md.
+        request (``action``: "cancel", "retry", "replay", "purge", or "pause" / "resume" of a
+        queue; ``job``: the job's row, None for a bulk action or a queue). ``hide_args``
+        (True, or a function of the task name) shows the args, results and tracebacks of
+        those jobs as redacted. Needs ``soniq[console]``; see docs/console.md.
         """
         try:
             from soniq.console import Console
@@ -159,6 +161,8 @@ class Inspection:
             dead_letter=self.dead_letter,
             cancel=self.cancel,
             hide_args=hidden,
+            configure_queue=self.configure_queue,
+            configured_queues=self.configured_queues,
         )
         return Console(parts, can=can).asgi()
 

@@ -99,6 +99,8 @@ class NewJob:
     trace_context: str | None  # JSON of the producer's W3C trace context
     # Due this long after the insert, by the database's clock (scheduled_at is then None).
     delay: timedelta | None = None
+    # The jobs it waits for: claimable once all of them are done.
+    after: tuple[int, ...] = ()
 
 
 class Claim(NamedTuple):

@@ -32,6 +32,7 @@ class QueueStats:
     done_last_hour: int  # finished by workers this minute and the 59 before it
     dead: int
     oldest_wait_seconds: float | None  # how long the oldest due job has waited
+    paused: bool = False  # app.configure_queue(queue, paused=True): no job starts
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ EXPECTED_ALL = [
     "JobState",
     "MigrationError",
     "PermissionDeniedError",
+    "QueueSettings",
     "QueueStats",
     "RegistrationError",
     "ResultTimeoutError",

@@ -135,6 +135,8 @@ def _values(filled: dict[str, Any]) -> dict[str, Any]:
         "key": "periodic-1",
         "tick": None,
         "limit": 100,
+        "scan": 1000,  # a partitioned queue's look at each lane
+        "after": [filled["any_id"]],
         "registered_tasks": [TASK],
         "registered_max_attempts": [4],
         "versioned_tasks": [TASK],

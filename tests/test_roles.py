@@ -123,6 +123,8 @@ async def test_producer_enqueues_every_way_and_may_do_nothing_else(
         again = await producer.enqueue("billing.charge", args={"n": 3}, dedup_key="k1")
         later = await producer.enqueue("billing.charge", args={"n": 4}, delay=3600)
         many = await producer.enqueue_many("billing.charge", [{"n": i} for i in range(100)])
+        child = await producer.enqueue("billing.charge", {"n": 7}, after=[first])
+        children = await producer.enqueue_many("billing.charge", [{"n": 8}] * 2, after=[child])
         async with producer.connection() as conn:
             async with conn.transaction():
                 committed = await producer.enqueue("billing.charge", {"n": 5}, connection=conn)
@@ -138,9 +140,11 @@ async def test_producer_enqueues_every_way_and_may_do_nothing_else(
 
     assert keyed == again
     states = dict(await db.fetch(f"SELECT id, state FROM {schema}.jobs"))
-    assert len(states) == 1 + 1 + 1 + 100 + 1
+    assert len(states) == 1 + 1 + 1 + 100 + 1 + 1 + 2
     assert {states[i] for i in [first, keyed, later, committed, *many]} == {"queued"}
     assert await db.fetchval(f"SELECT count(*) FROM {schema}.job_scheduled") == 1
+    assert await db.fetchval(f"SELECT count(*) FROM {schema}.job_waiting") == 3
+    assert {states[i] for i in [child, *children]} == {"queued"}
 
     table = f"{schema}.job_live"
     allowed = await _refused(
@@ -163,6 +167,9 @@ async def test_producer_enqueues_every_way_and_may_do_nothing_else(
             f"CREATE TABLE {schema}.mine (id int)",
             f"SELECT {schema}.drop_history_before(now() + interval '1 day')",
             f"SELECT {schema}.add_history_days(current_date, 1)",
+            # moving jobs to wait, or settling them, is for the enqueue functions and workers
+            f"SELECT {schema}.wait_for_parents(ARRAY[1::bigint], ARRAY[2::bigint])",
+            f"SELECT {schema}.settle_children(NULL)",
         ],
     )
     assert allowed == []

@@ -20,11 +20,16 @@ from bench.config import (
     LIMIT_DRAIN,
     RSS,
     SINGLE,
+    STEERED_CONCURRENCY,
+    STEERED_LIMITED,
+    STEERED_PARTITIONED,
+    STEERED_RATE,
+    STEERED_RATE_PER_S,
     VALIDATION,
     drain_scenario,
 )
 from bench.probe import BenchArgs, handle, make_args
-from bench.systems.base import Drain, StopWorker, System, Variant
+from bench.systems.base import Drain, StartWorker, StopWorker, System, Variant
 from soniq import Soniq
 from soniq.backoff import Backoff
 from soniq.job import ClaimedJob
@@ -41,6 +46,14 @@ _TASKS = {"soniq": MODEL_TASK, "soniq-nomodel": RAW_TASK}
 
 def _drain(concurrency: int) -> Drain:
     return Drain(drain_scenario(concurrency), concurrency, f"c{concurrency}")
+
+
+# The default queue's settings (app.configure_queue) during each steered drain.
+_STEERED = {
+    STEERED_LIMITED: {"concurrency": 10 * STEERED_CONCURRENCY},
+    STEERED_PARTITIONED: {"concurrency": 1, "partition_by": ["n"]},
+    STEERED_RATE: {"rate_limit": f"{STEERED_RATE_PER_S}/s"},
+}
 
 
 class SoniqSystem(System):
@@ -74,7 +87,10 @@ class SoniqSystem(System):
 
     def variants(self) -> list[Variant]:
         # BEST_CONCURRENCY mirrors pgqueuer's batch 500: each system's best setting.
-        drains = tuple(_drain(c) for c in (*DRAIN_CONCURRENCIES, BEST_CONCURRENCY))
+        drains = tuple(_drain(c) for c in (*DRAIN_CONCURRENCIES, BEST_CONCURRENCY)) + tuple(
+            Drain(name, STEERED_CONCURRENCY, name, {"queue": settings})
+            for name, settings in _STEERED.items()
+        )
         scenarios = (SINGLE, BULK, LATENCY, RSS, VALIDATION, LIMIT_DRAIN, LIMIT_COPY)
         return [Variant("soniq", "soniq", scenarios, drains)]
 
@@ -83,6 +99,7 @@ class SoniqSystem(System):
 
     def tables(self) -> list[str]:
         names = ("job_live", "job_scheduled", "job_dead", "job_history", "job_dedup")
+        names += ("queue_settings", "queue_starts")
         return [f"{SCHEMA}.{name}" for name in names]
 
     def channels(self) -> list[str]:
@@ -100,6 +117,11 @@ class SoniqSystem(System):
 
     async def enqueue_many(self, variant: str, args_list: list[dict[str, Any]]) -> None:
         await self.app.enqueue_many(_TASKS[variant], args_list)
+
+    async def prepare_worker(self, variant: str, drain: Drain) -> StartWorker:
+        if "queue" in drain.options:
+            await self.app.configure_queue("default", **drain.options["queue"])
+        return await super().prepare_worker(variant, drain)
 
     async def start_worker(self, variant: str, drain: Drain) -> StopWorker:
         task = asyncio.ensure_future(self.app.run_worker(concurrency=drain.concurrency))

@@ -12,6 +12,7 @@ from soniq.cli.contracts import contracts
 from soniq.cli.dead_letter import dead_letter
 from soniq.cli.enqueue import enqueue
 from soniq.cli.jobs import cancel, jobs
+from soniq.cli.queues import queues
 from soniq.cli.setup import setup
 from soniq.cli.status import status
 from soniq.cli.worker import worker
@@ -23,7 +24,18 @@ def main() -> None:
     """Soniq: background jobs stored in PostgreSQL."""
 
 
-for command in (setup, worker, enqueue, status, jobs, cancel, dead_letter, contracts, console):
+for command in (
+    setup,
+    worker,
+    enqueue,
+    status,
+    jobs,
+    cancel,
+    queues,
+    dead_letter,
+    contracts,
+    console,
+):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -24,7 +24,7 @@ def _print_status(status: Status) -> None:
         ["QUEUE", "QUEUED", "SCHEDULED", "RUNNING", "DONE/1H", "DEAD", "OLDEST WAIT"],
         [
             [
-                q.queue,
+                f"{q.queue} (paused)" if q.paused else q.queue,
                 str(q.queued),
                 str(q.scheduled),
                 str(q.running),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,7 @@ from soniq.db.periodic import PeriodicStore
 from soniq.db.workers import WorkerStore
 from soniq.dead_letter import DeadLetterQueue
 from soniq.periodic import Schedule
+from soniq.queues import QueueSettings
 from soniq.registry import Registry
 from soniq.status import WorkerRecord
 
@@ -54,6 +55,8 @@ class Parts:
     dead_letter: DeadLetterQueue
     cancel: Callable[[int], Any]
     hide_args: Callable[[str], bool]
+    configure_queue: Callable[..., Awaitable[QueueSettings]]
+    configured_queues: Callable[[], Awaitable[list[QueueSettings]]]
 
 
 @dataclass(frozen=True)

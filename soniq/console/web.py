@@ -31,6 +31,7 @@ from soniq.console.live import LiveFeed
 from soniq.console.pages import Parts
 from soniq.db.jobs.browse import STATES
 from soniq.db.jobs.browse_values import JobFilter
+from soniq.errors import SoniqError
 
 # can(request, action, job) -> allowed; action is "cancel", "retry", "replay" or "purge",
 # job the job's row (a dict of the jobs view's columns) or None for a bulk action.
@@ -247,6 +248,15 @@ class Console:
             can_purge=self.allowed(request, "purge", None),
         )
 
+    async def queues(self, request: Request) -> Response:
+        return self.render(
+            request,
+            "queues.html",
+            queues=await self.parts.configured_queues(),
+            can_pause=self.allowed(request, "pause", None),
+            can_resume=self.allowed(request, "resume", None),
+        )
+
     async def workers(self, request: Request) -> Response:
         return self.render(request, "workers.html", lines=await pages.workers(self.parts))
 
@@ -337,6 +347,20 @@ class Console:
             done = await self.parts.dead_letter.purge(chosen) if chosen else 0
         return self.back(request, "/dead", task=task, reason=reason, done=f"{action}:{done}")
 
+    async def queue_action(self, request: Request) -> Response:
+        action = request.path_params["action"]
+        form = await self.form(request)
+        if form is None:
+            return self.refused(request, "the form's CSRF token is missing or wrong")
+        if action not in ("pause", "resume") or not self.allowed(request, action, None):
+            return self.refused(request, f"{action} is not allowed here")
+        try:
+            queue = (form.get("queue") or [""])[0].strip()
+            await self.parts.configure_queue(queue, paused=action == "pause")
+        except SoniqError as exc:
+            return self.refused(request, str(exc))
+        return self.back(request, "/queues")
+
     def asgi(self) -> Starlette:
         static = resources.files("soniq.console").joinpath("static")
         return Starlette(
@@ -347,6 +371,8 @@ class Console:
                 Route("/jobs/{job_id}/{action}", self.job_action, methods=["POST"]),
                 Route("/dead", self.dead),
                 Route("/dead/{action}", self.dead_action, methods=["POST"]),
+                Route("/queues", self.queues),
+                Route("/queues/{action}", self.queue_action, methods=["POST"]),
                 Route("/workers", self.workers),
                 Route("/periodic", self.periodic),
                 Route("/contracts", self.contracts),

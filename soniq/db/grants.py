@@ -58,6 +58,13 @@ def _grant(schema: str, kind: RoleKind, role: str) -> list[str]:
             f"timestamptz, interval, text, integer, integer, text, json, integer) TO {role}",
             f"GRANT EXECUTE ON FUNCTION {schema}.enqueue_many(text, json[], text, integer, "
             f"timestamptz, interval, integer, integer, text, json, integer) TO {role}",
+            # with after= (migration 0014)
+            f"GRANT EXECUTE ON FUNCTION {schema}.enqueue_job_after(text, json, bigint[], text, "
+            f"integer, timestamptz, interval, text, integer, integer, text, json, integer) "
+            f"TO {role}",
+            f"GRANT EXECUTE ON FUNCTION {schema}.enqueue_many_after(text, json[], bigint[], "
+            f"text, integer, timestamptz, interval, integer, integer, text, json, integer) "
+            f"TO {role}",
         ]
     if kind == "worker":
         return [

@@ -12,6 +12,7 @@ from soniq.db.jobs import JobStore
 from soniq.db.jobs.claims import EVERYTHING
 from soniq.registry import Registry
 from soniq.worker.attempt import log_outcome, run_claimed
+from soniq.worker.limited import LimitedClaims
 from soniq.worker.threads import HandlerThreads
 from soniq.worker.worker import new_worker_id
 
@@ -33,6 +34,14 @@ async def drain(
     pool = await database.pool()
     worker_id = f"drain:{new_worker_id()}"
     threads = HandlerThreads("soniq-drain")
+    limits = LimitedClaims(
+        store,
+        queues,
+        max_attempts_by_task=registry.max_attempts_by_task(),
+        version_by_task=registry.versions_by_task(),
+        lease=_DRAIN_LEASE,
+        worker_id=worker_id,
+    )
     ran = 0
     while True:
         with database.errors():
@@ -49,6 +58,8 @@ async def drain(
                     worker_id=worker_id,
                     window=EVERYTHING,
                 )
+                if not claimed:  # a job a queue's limits let start now, if any
+                    claimed, _ = await limits.claim(conn, 1)
         if not claimed:
             return ran
         job = claimed[0]

@@ -1,8 +1,9 @@
 """The worker: claims due jobs into free slots, runs them, and owns every service that runs
 beside its claim loop, all assembled here and all on one lifecycle (start, stop, wait):
 
-- claim loop (here): claims up to the number of free slots in one statement, sleeps until a
-  notification, a freed slot or the poll interval;
+- claim loop (here): claims up to the number of free slots in one statement (and from
+  the queues with limits, :class:`LimitedClaims`), sleeps until a notification, a freed
+  slot, a rate limit's window opening or the poll interval;
 - :class:`Notifier`: LISTEN connection that wakes the claim loop and cancels running jobs
   on request;
 - :class:`Completer`: writes outcomes in batches, fenced by claim token;
@@ -45,6 +46,7 @@ from soniq.settings import Settings, WorkerSettings
 from soniq.waiting import backoff, wait_event
 from soniq.worker.attempt import job_fields, log_outcome, run_claimed
 from soniq.worker.completer import Completer
+from soniq.worker.limited import LimitedClaims
 from soniq.worker.maintenance import Maintenance
 from soniq.worker.notifier import Notifier
 from soniq.worker.presence import Presence
@@ -110,6 +112,15 @@ class Worker:
         self._next_full_look, self._backlog = 0.0, False
         self._checks: set[asyncio.Future[None]] = set()  # cancel hints being checked
         self._threads = HandlerThreads("soniq-job")
+        self._limits = LimitedClaims(
+            store,
+            config.queues,
+            max_attempts_by_task=self._max_attempts,
+            version_by_task=self._versions,
+            lease=config.lease,
+            worker_id=self.id,
+        )
+        self._rate_wait: float | None = None  # seconds until a rate limit lets a job start
         self._completer = Completer(
             store, pool, on_written=self._on_written, on_unrecorded=self._on_unrecorded
         )
@@ -281,7 +292,9 @@ class Worker:
                 logger.info("claiming again after the database came back")
                 failures = 0
             if claimed < free:
-                await self._wait(self._config.poll_interval.total_seconds())
+                poll = self._config.poll_interval.total_seconds()
+                # a rate limit's window opening is a wake-up of its own
+                await self._wait(poll if self._rate_wait is None else min(poll, self._rate_wait))
 
     async def _claim(self, free: int) -> int:
         """Claim and start up to ``free`` jobs: those due within the claim window first (a
@@ -307,14 +320,19 @@ class Worker:
         async with pooled(self._pool) as conn:
             jobs = await claim(free, CLAIM_WINDOW)
             self._start(jobs)
+            claimed = len(jobs)
             now = time.monotonic()
-            if len(jobs) < free and (self._backlog or now >= self._next_full_look):
+            if claimed < free and (self._backlog or now >= self._next_full_look):
                 self._next_full_look = now + _FULL_LOOK_EVERY
-                more = await claim(free - len(jobs), EVERYTHING)
-                self._backlog = len(more) == free - len(jobs)
+                more = await claim(free - claimed, EVERYTHING)
+                self._backlog = len(more) == free - claimed
                 self._start(more)
-                return len(jobs) + len(more)
-        return len(jobs)
+                claimed += len(more)
+            if claimed < free:
+                limited, self._rate_wait = await self._limits.claim(conn, free - claimed)
+                self._start(limited)
+                claimed += len(limited)
+        return claimed
 
     def _start(self, jobs: list[ClaimedJob]) -> None:
         traced = tracing.active()
@@ -367,6 +385,8 @@ class Worker:
         for outcome in outcomes:
             self._owned.pop(outcome.job_id, None)
             job = self._recording.pop(outcome.job_id, None)
+            if job is not None and job.queue in self._limits.names:
+                self._wake.set()  # its place under the queue's limit is free now
             if self._metrics is not None:
                 self._metrics.written(outcome, outcome.job_id in owned)
             if outcome.job_id not in owned:

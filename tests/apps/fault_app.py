@@ -141,3 +141,12 @@ async def raise_base_limited(kind: str, ctx: JobContext) -> None:
     """The same from an async handler with a timeout, which runs in a task of its own."""
     await _record(ctx.job_id, "start")
     raise _RAISABLE[kind](f"raised by job {ctx.job_id}")
+
+
+@app.job(name="fault.customer")
+async def customer(customer_id: int, seconds: float, ctx: JobContext) -> None:
+    """fault.sleep for one customer: the tests of partitioned limits read the customer from
+    the job's args."""
+    await _record(ctx.job_id, "start")
+    await asyncio.sleep(seconds)
+    await _record(ctx.job_id, "end")

@@ -8,6 +8,7 @@ The statements are grouped by who runs them, each written beside the method that
 
 - ``writes`` (:mod:`.writes`): producers and the periodic scheduler insert jobs;
 - ``claims`` (:mod:`.claims`): workers lock due jobs and promote scheduled ones;
+- ``steering`` (:mod:`.steered`): workers claim from queues with limits;
 - ``outcomes`` (:mod:`.outcomes`): workers record finished attempts or release jobs;
 - ``maintenance`` (:mod:`.maintenance`): heartbeats, the rescuer, retention, recycling
   the live ring;
@@ -29,6 +30,7 @@ from soniq.db.jobs.claims import JobClaims
 from soniq.db.jobs.maintenance import JobMaintenance
 from soniq.db.jobs.outcomes import JobOutcomes
 from soniq.db.jobs.reads import JobReads
+from soniq.db.jobs.steered import JobSteering
 from soniq.db.jobs.writes import JobWrites
 
 
@@ -47,6 +49,7 @@ class JobStore:
         self.cancel_channel = f"{schema}.cancel"
         self.writes = JobWrites(schema)
         self.claims = JobClaims(schema)
+        self.steering = JobSteering(schema)
         self.outcomes = JobOutcomes(schema)
         self.maintenance = JobMaintenance(schema)
         self.reads = JobReads(schema)

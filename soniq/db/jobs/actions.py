@@ -21,7 +21,24 @@ class JobActions(Statements):
         ),
         history AS ({to_history("gone", "'cancelled'", errors=_CANCELLED, result="NULL")}),
         keys AS ({free_keys("gone")})
-        SELECT id, pg_notify('{{schema}}.results', id::text) FROM gone"""
+        SELECT id, pg_notify('{{schema}}.results', id::text),
+               {{schema}}.settle_children(ARRAY[id], ARRAY['cancelled']) FROM gone"""
+    )
+    # A job waiting for its parents: cancelled like a scheduled one (and so are the jobs
+    # waiting for it in turn).
+    _cancel_waiting = Statement(
+        f"""
+        WITH gone AS (
+            DELETE FROM {{schema}}.job_waiting WHERE id = :job_id
+            RETURNING *, now() AS cancel_requested_at
+        ),
+        history AS ({to_history("gone", "'cancelled'", errors=_CANCELLED, result="NULL")}),
+        keys AS ({free_keys("gone")}),
+        waits AS (
+            DELETE FROM {{schema}}.job_dependencies AS d USING gone WHERE d.child_id = gone.id
+        )
+        SELECT id, pg_notify('{{schema}}.results', id::text),
+               {{schema}}.settle_children(ARRAY[id], ARRAY['cancelled']) FROM gone"""
     )
     # One UPDATE whatever the job's state now (a claim racing with it is re-checked by
     # PostgreSQL on the claimed row): a queued job is marked, so no claim takes it, and then
@@ -44,13 +61,16 @@ class JobActions(Statements):
         ),
         history AS ({to_history("gone", "'cancelled'", errors=_CANCELLED, result="NULL")}),
         keys AS ({free_keys("gone")})
-        SELECT id, pg_notify('{{schema}}.results', id::text) FROM gone"""
+        SELECT id, pg_notify('{{schema}}.results', id::text),
+               {{schema}}.settle_children(ARRAY[id], ARRAY['cancelled']) FROM gone"""
     )
 
     async def cancel(self, db: Queryable, job_id: int) -> str | None:
         """Cancel a queued job, or ask the worker running it to stop; returns the job's state
         afterwards (``cancelled`` or ``running``), None when it is not queued or running."""
         if await self._cancel_scheduled.fetchrow(db, job_id=job_id) is not None:
+            return "cancelled"
+        if await self._cancel_waiting.fetchrow(db, job_id=job_id) is not None:
             return "cancelled"
         row = await self._request_cancel.fetchrow(db, job_id=job_id)
         if row is None:

@@ -43,36 +43,22 @@ _CLAIMED_COLUMNS = {
     "queue_wait": "extract(epoch FROM now() - j.scheduled_at)::float8",
     "trace_context": "j.trace_context::text",
 }
-_RETURNING = ", ".join(f"{_CLAIMED_COLUMNS[field]} AS {field}" for field in ClaimedJob._fields)
+RETURNING_CLAIMED = ", ".join(
+    f"{_CLAIMED_COLUMNS[field]} AS {field}" for field in ClaimedJob._fields
+)
 
-# Each lane of the served queues gives its first `limit` claimable jobs through
-# job_live_claim_idx (one range per ring partition, merged), locked, skipping rows other
-# workers hold; then the best `limit` of those across lanes are taken. Locks on the rest
-# last only for this statement.
-_CLAIM = (
-    """
-    WITH next AS (
-        SELECT c.id, c.slot FROM {schema}.job_lanes AS l CROSS JOIN LATERAL (
-            SELECT id, slot, priority, scheduled_at FROM {schema}.job_live AS c
-            WHERE c.queue = l.queue AND c.priority = l.priority AND c.state = 'queued'
-              AND c.scheduled_at <= now() AND c.scheduled_at > now() - :window::interval
-              AND c.cancel_requested_at IS NULL  -- app.cancel() is moving it to history
+# A queued job c that a claim may take.
+CLAIMABLE = """c.cancel_requested_at IS NULL  -- app.cancel() is moving it to history
               -- a job written against a newer contract version than this worker runs is
               -- left, unspent, for a worker that can run it
               AND (c.contract_version IS NULL OR c.contract_version <= coalesce(
                     (SELECT v.version FROM unnest(:versioned_tasks::text[],
                                                   :versions::int[]) AS v(task_name, version)
                      WHERE v.task_name = c.task_name),
-                    c.contract_version))
-            ORDER BY c.scheduled_at, c.id
-            LIMIT :limit
-            FOR UPDATE SKIP LOCKED
-        ) AS c
-        WHERE {lanes}
-        ORDER BY c.priority DESC, c.scheduled_at, c.id
-        LIMIT :limit
-    )
-    UPDATE {schema}.job_live AS j SET
+                    c.contract_version))"""
+
+# How a claim changes the job j it takes, started at {started}.
+CLAIM_SET = """
         state = 'running',
         attempts = j.attempts + 1,
         -- the consumer's registered retries decide, not the producer's guess
@@ -83,22 +69,59 @@ _CLAIM = (
              WHERE l.task_name = j.task_name),
             j.max_attempts),
         claim_token = gen_random_uuid(),
-        started_at = now(),
+        started_at = {started},
         lease_expires_at = now() + :lease::interval,
-        worker_id = :worker_id
+        worker_id = :worker_id"""
+
+# The plain claim's first line: queue settings wait for the claims under way to finish
+# (soniq.db.queues), finding them by it in pg_stat_activity.
+CLAIM_MARK = "/* soniq claim {schema} */"
+
+# A lane l of a queue without settings: the limited claims (soniq.db.jobs.steered) serve
+# the others. Queue settings are few, so this costs one probe of a tiny table per lane.
+UNSTEERED = "NOT EXISTS (SELECT 1 FROM {schema}.queue_settings AS s WHERE s.queue = l.queue)"
+
+# Each lane of the served queues gives its first `limit` claimable jobs through
+# job_live_claim_idx (one range per ring partition, merged), locked, skipping rows other
+# workers hold; then the best `limit` of those across lanes are taken. Locks on the rest
+# last only for this statement.
+_CLAIM = (
+    CLAIM_MARK
+    + """
+    WITH next AS (
+        SELECT c.id, c.slot FROM {schema}.job_lanes AS l CROSS JOIN LATERAL (
+            SELECT id, slot, priority, scheduled_at FROM {schema}.job_live AS c
+            WHERE c.queue = l.queue AND c.priority = l.priority AND c.state = 'queued'
+              AND c.scheduled_at <= now() AND c.scheduled_at > now() - :window::interval
+              AND """
+    + CLAIMABLE
+    + """
+            ORDER BY c.scheduled_at, c.id
+            LIMIT :limit
+            FOR UPDATE SKIP LOCKED
+        ) AS c
+        WHERE {lanes}
+        ORDER BY c.priority DESC, c.scheduled_at, c.id
+        LIMIT :limit
+    )
+    UPDATE {schema}.job_live AS j SET"""
+    + CLAIM_SET.replace("{started}", "now()")
+    + """
     -- ANY(ARRAY(...)) keeps the primary-key lookups (a join may hash the whole ring), and
     -- the slots prune the ring to the partitions the jobs are in
     WHERE j.id = ANY(ARRAY(SELECT id FROM next)) AND j.slot = ANY(ARRAY(SELECT slot FROM next))
     RETURNING """
-    + _RETURNING
+    + RETURNING_CLAIMED
 )
 
 
 class JobClaims(Statements):
     """How workers (and ``app.drain()``) take due jobs."""
 
-    _claim_any = Statement(_CLAIM.replace("{lanes}", "TRUE"))
-    _claim_queues = Statement(_CLAIM.replace("{lanes}", "l.queue = ANY(:queues::text[])"))
+    _claim_any = Statement(_CLAIM.replace("{lanes}", UNSTEERED))
+    _claim_queues = Statement(
+        _CLAIM.replace("{lanes}", f"l.queue = ANY(:queues::text[]) AND {UNSTEERED}")
+    )
 
     async def claim(
         self,

@@ -126,9 +126,10 @@ class JobMaintenance(Statements):
                       SELECT id, state FROM requeued UNION ALL SELECT id, outcome FROM gone
                   ) AS r USING (id)),
         tried AS ({record_attempts("ended", "state", errors=_WORKER_LOST)})
-        SELECT id, state, pg_notify('{{schema}}.jobs', queue) FROM requeued
-        UNION ALL
-        SELECT id, outcome, pg_notify('{{schema}}.results', id::text) FROM gone"""
+        SELECT id, state, pg_notify('{{schema}}.jobs', queue), NULL AS settled FROM requeued
+        UNION ALL  -- the jobs waiting for one that ended here are settled (migration 0014)
+        SELECT id, outcome, pg_notify('{{schema}}.results', id::text),
+               {{schema}}.settle_children(ARRAY[id], ARRAY[outcome]) FROM gone"""
     )
 
     async def rescue_expired(self, db: Queryable, *, limit: int) -> list[tuple[int, str]]:

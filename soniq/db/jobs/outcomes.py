@@ -28,6 +28,18 @@ from soniq.job import Claim, Outcome
 _BY_SLOT = "j.id = o.id AND j.slot = o.slot AND j.claim_token = o.token"
 _BY_ID = "j.id = o.id AND j.claim_token = o.token"
 
+# A finished job of a queue with settings frees a place under its limits: every worker of
+# the queue is woken (one notification per queue), not only the one that ran it.
+_FREED = """(SELECT count(pg_notify('{schema}.jobs', f.queue))
+              FROM (SELECT DISTINCT queue FROM fin) AS f
+              WHERE EXISTS (SELECT FROM {schema}.queue_settings AS s WHERE s.queue = f.queue))"""
+
+# A job that ended dead or cancelled cancels the jobs waiting for it (settle_children,
+# migration 0014); one that ended done lets them run once their other parents are done.
+_SETTLED = """(SELECT {schema}.settle_children(coalesce(array_agg(f.id), '{}'),
+                                             coalesce(array_agg(f.outcome), '{}'))
+               FROM fin AS f WHERE f.outcome IN ('dead', 'cancelled'))"""
+
 # One notification per batch, payload '': a waiter on get_result re-reads its own row. A
 # notification per job would cost a queue entry per row on the hot path. The batch adds one
 # row per queue to job_done_counts, which `soniq status` and the console sum.
@@ -46,7 +58,10 @@ _RECORD_DONE = f"""
         INSERT INTO {{schema}}.job_done_counts (minute, queue, done)
         SELECT date_trunc('minute', now()), queue, count(*) FROM fin GROUP BY queue
     )
-    SELECT array_agg(id) AS ids, pg_notify('{{schema}}.results', '') FROM fin"""
+    SELECT array_agg(id) AS ids, pg_notify('{{schema}}.results', ''), {_FREED} AS freed,
+           {{schema}}.settle_children(coalesce(array_agg(id), '{{}}'),
+                                      array_fill('done'::text, ARRAY[count(*)::int])) AS settled
+    FROM fin"""
 
 # A cancelled attempt may end without an error of its own.
 _FAILED_ERRORS = f"coalesce(reason, 'cancelled'), coalesce(message, {CANCELLED_MESSAGE}), detail"
@@ -99,7 +114,8 @@ _RECORD_FAILED = f"""
     record_attempts("fin", "outcome", errors=_FAILED_ERRORS, where="outcome <> 'snoozed'")
 })
     SELECT id, CASE WHEN outcome NOT IN ('queued', 'snoozed')
-                    THEN pg_notify('{{schema}}.results', id::text) END
+                    THEN pg_notify('{{schema}}.results', id::text) END, {_FREED} AS freed,
+           {_SETTLED} AS settled
     FROM fin"""
 
 
@@ -131,8 +147,9 @@ _RELEASE = f"""
     )
 }),
     keys AS ({free_keys("cancelled")})
-    SELECT id, pg_notify('{{schema}}.jobs', queue) FROM requeued
-    UNION ALL SELECT id, pg_notify('{{schema}}.results', id::text) FROM cancelled"""
+    SELECT id, pg_notify('{{schema}}.jobs', queue), NULL AS settled FROM requeued
+    UNION ALL SELECT id, pg_notify('{{schema}}.results', id::text),
+                     {{schema}}.settle_children(ARRAY[id], ARRAY['cancelled']) FROM cancelled"""
 
 
 def _storable_text(text: str) -> str:

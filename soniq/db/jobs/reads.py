@@ -265,7 +265,9 @@ class JobReads(Statements):
         SELECT queue, sum(queued)::bigint AS queued, sum(scheduled)::bigint AS scheduled,
                sum(running)::bigint AS running, sum(done)::bigint AS done_last_hour,
                sum(dead)::bigint AS dead,
-               extract(epoch FROM now() - min(oldest)) AS oldest
+               extract(epoch FROM now() - min(oldest)) AS oldest,
+               EXISTS (SELECT FROM {{schema}}.queue_settings AS s
+                       WHERE s.queue = counts.queue AND s.paused) AS paused
         FROM (
             SELECT queue,
                    count(*) FILTER (WHERE state = 'queued' AND scheduled_at <= now()) AS queued,
@@ -285,6 +287,8 @@ class JobReads(Statements):
             UNION ALL
             SELECT queue, 0, 0, 0, sum(done), 0, NULL FROM ({DONE_LAST_HOUR}) AS done
             GROUP BY queue
+            UNION ALL  -- a paused queue shows even while it has no jobs
+            SELECT queue, 0, 0, 0, 0, 0, NULL FROM {{schema}}.queue_settings WHERE paused
         ) AS counts
         GROUP BY queue
         ORDER BY queue"""
@@ -299,7 +303,8 @@ class JobReads(Statements):
         )
 
     async def queue_stats(self, db: Queryable) -> list[QueueStats]:
-        """Per queue: jobs by state, done in the last hour, and the oldest due job's wait."""
+        """Per queue: jobs by state, done in the last hour, the oldest due job's wait, and
+        whether the queue is paused."""
         rows = await self._queue_stats.fetch(db)
         return [
             QueueStats(
@@ -310,6 +315,7 @@ class JobReads(Statements):
                 done_last_hour=row["done_last_hour"],
                 dead=row["dead"],
                 oldest_wait_seconds=None if row["oldest"] is None else float(row["oldest"]),
+                paused=row["paused"],
             )
             for row in rows
         ]

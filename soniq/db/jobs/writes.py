@@ -40,11 +40,25 @@ class JobWrites(Statements):
             trace_context => :trace_context::json, max_args_bytes => :max_args_bytes)"""
     )
 
+    # The same, then the job waits for its parents (migration 0014).
+    _enqueue_after = Statement(
+        """
+        SELECT job_id, created FROM {schema}.enqueue_job_after(:task_name, :args::json,
+            :after::bigint[], queue => :queue, priority => :priority,
+            scheduled_at => :scheduled_at, delay => :delay::interval, dedup_key => :dedup_key,
+            max_attempts => :max_attempts, contract_version => :contract_version,
+            contract_fingerprint => :contract_fingerprint,
+            trace_context => :trace_context::json, max_args_bytes => :max_args_bytes)"""
+    )
+
     async def insert(self, db: Queryable, job: NewJob, *, max_args_bytes: int) -> tuple[int, bool]:
-        """Insert one job and wake a worker at commit: its id and True; with a ``dedup_key``
-        a live job already holds, that job's id and False (nothing written)."""
-        row = await self._enqueue.fetchrow(
+        """Insert one job and wake a worker at commit (one with ``after`` waits for those
+        jobs first): its id and True; with a ``dedup_key`` a live job already holds, that
+        job's id and False (nothing written)."""
+        extra = {"after": list(job.after)} if job.after else {}
+        row = await (self._enqueue_after if job.after else self._enqueue).fetchrow(
             db,
+            **extra,
             task_name=job.task_name,
             queue=job.queue,
             args=job.args_json,
@@ -70,13 +84,25 @@ class JobWrites(Statements):
             trace_context => :trace_context::json, max_args_bytes => :max_args_bytes)"""
     )
 
+    _enqueue_many_after = Statement(
+        """
+        SELECT {schema}.enqueue_many_after(:task_name, :args_list::json[], :after::bigint[],
+            queue => :queue, priority => :priority, scheduled_at => :scheduled_at,
+            delay => :delay::interval, max_attempts => :max_attempts,
+            contract_version => :contract_version,
+            contract_fingerprint => :contract_fingerprint,
+            trace_context => :trace_context::json, max_args_bytes => :max_args_bytes)"""
+    )
+
     async def insert_many(
         self, db: Queryable, template: NewJob, args_json: list[str], *, max_args_bytes: int
     ) -> list[int]:
         """Insert one job per args text (same task and options) in one statement; returns
-        the ids in the order of ``args_json``."""
-        ids = await self._enqueue_many.fetchval(
+        the ids in the order of ``args_json``. With ``after``, each waits for those jobs."""
+        extra = {"after": list(template.after)} if template.after else {}
+        ids = await (self._enqueue_many_after if template.after else self._enqueue_many).fetchval(
             db,
+            **extra,
             task_name=template.task_name,
             queue=template.queue,
             args_list=args_json,
