@@ -55,7 +55,7 @@ def _configure(
 
 @click.group("queues")
 def queues() -> None:
-    """Show and change queue settings: pause, concurrency, rate limit, partitions."""
+    """Pause queues and limit their concurrency and rate."""
 
 
 @queues.command("list")
