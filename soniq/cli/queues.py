@@ -64,7 +64,9 @@ def queues() -> None:
 @json_option
 @friendly_errors
 def queues_list(database_url: str | None, schema: str | None, as_json: bool) -> None:
-    """Every queue that has settings; a queue not listed has none."""
+    """List the queues that have settings.
+
+    A queue not listed has none."""
     _show(run(lambda: with_app(database_url, schema, lambda app: app.configured_queues())), as_json)
 
 
@@ -75,7 +77,9 @@ def queues_list(database_url: str | None, schema: str | None, as_json: bool) -> 
 @json_option
 @friendly_errors
 def queues_pause(queue: str, database_url: str | None, schema: str | None, as_json: bool) -> None:
-    """No worker starts a new job of QUEUE once this returns; running jobs finish."""
+    """Stop starting jobs of QUEUE.
+
+    Once this returns no worker starts a new job of QUEUE; running jobs finish."""
     _configure(database_url, schema, queue, as_json, paused=True)
 
 
@@ -86,7 +90,9 @@ def queues_pause(queue: str, database_url: str | None, schema: str | None, as_js
 @json_option
 @friendly_errors
 def queues_resume(queue: str, database_url: str | None, schema: str | None, as_json: bool) -> None:
-    """Workers claim QUEUE's waiting jobs again, at once."""
+    """Start jobs of QUEUE again.
+
+    Workers claim its waiting jobs at once."""
     _configure(database_url, schema, queue, as_json, paused=False)
 
 
@@ -113,7 +119,9 @@ def queues_set(
     schema: str | None,
     as_json: bool,
 ) -> None:
-    """Change QUEUE's limits; an option not given stays as it is, 'none' removes it."""
+    """Change the limits of QUEUE.
+
+    An option not given stays as it is; 'none' removes it."""
     if concurrency is None and rate_limit is None and partition_by is None:
         raise click.UsageError("give --concurrency, --rate-limit or --partition-by")
     given = _or_none(concurrency)
