@@ -437,3 +437,28 @@ async def test_job_lists_and_console_counts_read_a_bounded_number_of_rows(
             if read > most:
                 problems.append(f"{name} ({plan_mode}, state {state}): read {read:,} rows")
     assert not problems, "\n".join(problems)
+
+
+async def test_status_counts_waiting_jobs_through_their_queue_index(
+    app: Soniq, db: asyncpg.Connection, schema: str
+) -> None:
+    # Many jobs waiting for parents (job_waiting), in two queues, as autovacuum leaves them.
+    await db.execute(
+        f"""INSERT INTO {schema}.job_waiting (id, task_name, queue, args, priority, attempts,
+                max_attempts, scheduled_at, enqueued_at)
+            SELECT nextval('{schema}.job_ids'), '{TASK}', CASE WHEN i % 2 = 0 THEN 'default'
+                   ELSE 'other' END, json_build_object('pad', repeat('x', 200)), 0, 0, 4,
+                   now(), now()
+            FROM generate_series(1, {LIVE_ROWS}) AS i"""
+    )
+    await db.execute(f"VACUUM ANALYZE {schema}.job_waiting")
+    stats = dict(_statements(JobStore(schema)))["reads._queue_stats"]
+    nodes = await _explain(db, stats.sql, [], "auto", analyze=True)
+    [waiting] = [n for n in nodes if n.get("Relation Name") == "job_waiting"]
+    assert (waiting["Node Type"], waiting["Index Name"]) == (
+        "Index Only Scan",
+        "job_waiting_queue_idx",
+    )
+    assert waiting["Heap Fetches"] == 0
+    counts = {q.queue: q.waiting for q in (await app.status()).queues}
+    assert counts == {"default": LIVE_ROWS // 2, "other": LIVE_ROWS // 2}

@@ -176,6 +176,7 @@ CREATE TABLE {schema}.job_waiting (
     LIKE {schema}.job_scheduled INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
     PRIMARY KEY (id)
 );
+CREATE INDEX job_waiting_queue_idx ON {schema}.job_waiting (queue, id);  -- soniq status
 
 CREATE TABLE {schema}.job_dependencies (
     child_id  bigint NOT NULL,
