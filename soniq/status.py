@@ -28,6 +28,7 @@ class QueueStats:
     queue: str
     queued: int  # due now
     scheduled: int  # waiting for a future time (delayed, or retrying with backoff)
+    waiting: int  # waiting for parent jobs not yet done (enqueue(..., after=[...]))
     running: int
     done_last_hour: int  # finished by workers this minute and the 59 before it
     dead: int

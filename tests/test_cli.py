@@ -123,9 +123,10 @@ def test_missing_job_is_a_clean_error(
 async def test_status_shows_queues_and_live_workers(
     app: Soniq, python: str, subprocess_env: dict[str, str], db: asyncpg.Connection, schema: str
 ) -> None:
-    await app.enqueue("billing.later", args={}, queue="billing", delay=3600)
+    later = await app.enqueue("billing.later", args={}, queue="billing", delay=3600)
     await app.enqueue("billing.gone", args={}, queue="billing")
     await app.enqueue("mail.send", args={}, queue="mail")
+    await app.enqueue("mail.after", args={}, queue="mail", after=[later])  # waits an hour
     worker = asyncio.create_task(app.run_worker(queues=["billing"]))
     await wait_until(
         lambda: db.fetchval(f"SELECT count(*) = 1 FROM {schema}.jobs WHERE state = 'dead'")
@@ -140,11 +141,17 @@ async def test_status_shows_queues_and_live_workers(
     status = json.loads(result.stdout)
     queues = {q["queue"]: q for q in status["queues"]}
     assert (queues["billing"]["scheduled"], queues["billing"]["dead"]) == (1, 1)
-    assert (queues["mail"]["queued"], queues["mail"]["dead"]) == (1, 0)
+    assert (queues["mail"]["queued"], queues["mail"]["waiting"], queues["mail"]["dead"]) == (
+        1,
+        1,
+        0,
+    )
+    assert queues["billing"]["waiting"] == 0
     assert queues["mail"]["oldest_wait_seconds"] >= 0
     [live] = status["workers"]
     assert live["queues"] == ["billing"] and live["heartbeat_age_seconds"] < 30
     assert text.returncode == 0 and "OLDEST WAIT" in text.stdout and live["id"] in text.stdout
+    assert "WAITING" in text.stdout
     # A stopped worker removes its row.
     assert await db.fetchval(f"SELECT count(*) FROM {schema}.workers") == 0
 

@@ -117,6 +117,19 @@ async def test_cancelling_a_waiting_job_cancels_the_jobs_after_it(
     assert await app.drain() == 1 and ran == ["a"]
 
 
+async def test_status_counts_the_jobs_waiting_for_parents_per_queue(app: Soniq) -> None:
+    ran: list[str] = []
+    _register(app, ran)
+    a = await app.enqueue("dep.step", {"name": "a"})
+    b = await app.enqueue("dep.step", {"name": "b"}, queue="reports", after=[a])
+    await app.enqueue("dep.step", {"name": "c"}, queue="reports", after=[b])
+    counts = {q.queue: (q.queued, q.waiting) for q in (await app.status()).queues}
+    assert counts == {"default": (1, 0), "reports": (0, 2)}
+    assert await app.drain(queues=["default"]) == 1
+    counts = {q.queue: (q.queued, q.waiting) for q in (await app.status()).queues}
+    assert counts["reports"] == (1, 1)
+
+
 @pytest.mark.parametrize(
     ("after", "message"),
     [

@@ -437,3 +437,83 @@ async def test_job_lists_and_console_counts_read_a_bounded_number_of_rows(
             if read > most:
                 problems.append(f"{name} ({plan_mode}, state {state}): read {read:,} rows")
     assert not problems, "\n".join(problems)
+
+
+async def test_status_counts_waiting_jobs_through_their_queue_index(
+    app: Soniq, db: asyncpg.Connection, schema: str
+) -> None:
+    # Many jobs waiting for parents (job_waiting), in two queues, as autovacuum leaves them.
+    await db.execute(
+        f"""INSERT INTO {schema}.job_waiting (id, task_name, queue, args, priority, attempts,
+                max_attempts, scheduled_at, enqueued_at)
+            SELECT nextval('{schema}.job_ids'), '{TASK}', CASE WHEN i % 2 = 0 THEN 'default'
+                   ELSE 'other' END, json_build_object('pad', repeat('x', 200)), 0, 0, 4,
+                   now(), now()
+            FROM generate_series(1, {LIVE_ROWS}) AS i"""
+    )
+    await db.execute(f"VACUUM ANALYZE {schema}.job_waiting")
+    stats = dict(_statements(JobStore(schema)))["reads._queue_stats"]
+    nodes = await _explain(db, stats.sql, [], "auto", analyze=True)
+    [waiting] = [n for n in nodes if n.get("Relation Name") == "job_waiting"]
+    assert (waiting["Node Type"], waiting["Index Name"]) == (
+        "Index Only Scan",
+        "job_waiting_queue_idx",
+    )
+    assert waiting["Heap Fetches"] == 0
+    counts = {q.queue: q.waiting for q in (await app.status()).queues}
+    assert counts == {"default": LIVE_ROWS // 2, "other": LIVE_ROWS // 2}
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        "concurrency => 5000",
+        "concurrency => 1000, rate_limit => 100, rate_period => interval '1 second', "
+        "partition_by => ARRAY['n']",
+    ],
+)
+async def test_the_limited_claim_function_reads_through_indexes(
+    app: Soniq, db: asyncpg.Connection, schema: str, settings: str
+) -> None:
+    # The limited claim runs inside claim_limited (migration 0014), where the walk over
+    # the store's statements cannot see its plans: auto_explain reports them as notices.
+    filled = await _fill(db, schema)
+    columns = [part.split(" => ")[0] for part in settings.split(", ") if " => " in part]
+    values = [part.split(" => ")[1] for part in settings.split(", ") if " => " in part]
+    await db.execute(
+        f"INSERT INTO {schema}.queue_settings (queue, {', '.join(columns)}) "
+        f"VALUES ('default', {', '.join(values)})"
+    )
+    await db.execute(f"ANALYZE {schema}.queue_settings")
+    plans: list[str] = []
+    db.add_log_listener(lambda _conn, message: plans.append(message.message))
+    for setting in (
+        "LOAD 'auto_explain'",
+        "SET auto_explain.log_min_duration = 0",
+        "SET auto_explain.log_nested_statements = on",
+        "SET auto_explain.log_format = json",
+        "SET auto_explain.log_level = notice",
+    ):
+        await db.execute(setting)
+    claim = dict(_statements(JobStore(schema)))["steering._claim"]
+    args = claim.args({param: _values(filled)[param] for param in claim.params})
+    transaction = db.transaction()
+    await transaction.start()
+    try:
+        claimed = await db.fetch(claim.sql, *args)
+    finally:
+        await transaction.rollback()
+        await db.execute("SET auto_explain.log_min_duration = -1")
+    assert [row["id"] for row in claimed if row["id"] is not None]  # it took jobs
+    nested = [json.loads(p[p.index("{") :])["Plan"] for p in plans if "claim_limited" not in p]
+    assert len(nested) >= 2, plans  # the lock and the claim
+    problems = []
+    for plan in nested:
+        found = [plan]
+        while found:
+            node = found.pop()
+            found.extend(node.get("Plans", []))
+            relation = node.get("Relation Name")
+            if node["Node Type"] == "Seq Scan" and _table_of(relation) in BIG:
+                problems.append(f"sequential scan of {relation}")
+    assert not problems, problems

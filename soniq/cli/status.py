@@ -21,12 +21,13 @@ from soniq.terminal import echo
 
 def _print_status(status: Status) -> None:
     table(
-        ["QUEUE", "QUEUED", "SCHEDULED", "RUNNING", "DONE/1H", "DEAD", "OLDEST WAIT"],
+        ["QUEUE", "QUEUED", "SCHEDULED", "WAITING", "RUNNING", "DONE/1H", "DEAD", "OLDEST WAIT"],
         [
             [
                 f"{q.queue} (paused)" if q.paused else q.queue,
                 str(q.queued),
                 str(q.scheduled),
+                str(q.waiting),
                 str(q.running),
                 str(q.done_last_hour),
                 str(q.dead),
@@ -63,8 +64,9 @@ def _print_status(status: Status) -> None:
 def status(database_url: str | None, schema: str | None, as_json: bool) -> None:
     """Show queues, live workers and jobs awaiting a consumer.
 
-    Per queue: queued, scheduled, running, done in the last hour, dead, oldest wait; live
-    workers with their heartbeat age; and jobs waiting for a newer consumer."""
+    Per queue: queued, scheduled, waiting for parent jobs, running, done in the last hour,
+    dead, oldest wait; live workers with their heartbeat age; and jobs waiting for a newer
+    consumer."""
     result = run(lambda: with_app(database_url, schema, lambda app: app.status()))
     if as_json:
         click.echo(to_json(asdict(result)))

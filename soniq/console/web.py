@@ -255,6 +255,7 @@ class Console:
             queues=await self.parts.configured_queues(),
             can_pause=self.allowed(request, "pause", None),
             can_resume=self.allowed(request, "resume", None),
+            can_set=self.allowed(request, "set", None),
         )
 
     async def workers(self, request: Request) -> Response:
@@ -352,11 +353,26 @@ class Console:
         form = await self.form(request)
         if form is None:
             return self.refused(request, "the form's CSRF token is missing or wrong")
-        if action not in ("pause", "resume") or not self.allowed(request, action, None):
+        if action not in ("pause", "resume", "set") or not self.allowed(request, action, None):
             return self.refused(request, f"{action} is not allowed here")
+        queue = (form.get("queue") or [""])[0].strip()
         try:
-            queue = (form.get("queue") or [""])[0].strip()
-            await self.parts.configure_queue(queue, paused=action == "pause")
+            if action == "set":  # the row's limits form: an empty field removes that limit
+                concurrency = (form.get("concurrency") or [""])[0].strip()
+                if concurrency and not concurrency.isdigit():
+                    return self.refused(
+                        request,
+                        f"concurrency {concurrency!r} is not a whole number (leave it empty "
+                        "for no limit)",
+                    )
+                rate_limit = (form.get("rate_limit") or [""])[0].strip()
+                await self.parts.configure_queue(
+                    queue,
+                    concurrency=int(concurrency) if concurrency else None,
+                    rate_limit=rate_limit or None,
+                )
+            else:
+                await self.parts.configure_queue(queue, paused=action == "pause")
         except SoniqError as exc:
             return self.refused(request, str(exc))
         return self.back(request, "/queues")

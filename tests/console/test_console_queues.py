@@ -55,3 +55,42 @@ async def test_read_only_console_shows_no_queue_forms_and_refuses_posts(
         refused = await client.post("/queues/resume", data={"csrf": token, "queue": "billing"})
         assert refused.status_code == 403
     assert (await console_app.queue_settings("billing")).paused
+
+
+async def test_limits_are_changed_from_the_queues_page_as_can_allows(console_app: Soniq) -> None:
+    await console_app.configure_queue("billing", concurrency=3, rate_limit="10/min")
+    allowed = {"set"}
+
+    def can(request: Any, action: str, job: Mapping[str, Any] | None) -> bool:
+        return action in allowed
+
+    async with _client(console_app.console(can=can)) as client:
+        page = await client.get("/queues")
+        assert 'name="concurrency"' in page.text and 'value="10/min"' in page.text
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert token is not None
+
+        async def post(**fields: str) -> httpx.Response:
+            form = {"csrf": token[1], "queue": "billing", **fields}
+            return await client.post("/queues/set", data=form)
+
+        changed = await post(concurrency="7", rate_limit="5/s")
+        assert changed.status_code == 303
+        settings = await console_app.queue_settings("billing")
+        assert (settings.concurrency, settings.rate_limit) == (7, "5/s")
+        # Bad values are refused with the reason, and nothing changes.
+        many = await post(concurrency="many", rate_limit="")
+        assert many.status_code == 403 and "concurrency &#39;many&#39; is not a whole" in many.text
+        fast = await post(concurrency="7", rate_limit="5 per second")
+        assert fast.status_code == 403 and "rate_limit must look like" in fast.text
+        settings = await console_app.queue_settings("billing")
+        assert (settings.concurrency, settings.rate_limit) == (7, "5/s")
+        # An empty field removes that limit.
+        assert (await post(concurrency="", rate_limit="2/s")).status_code == 303
+        settings = await console_app.queue_settings("billing")
+        assert (settings.concurrency, settings.rate_limit) == (None, "2/s")
+        # Without "set", no limits form is shown and a post is refused.
+        allowed.clear()
+        assert 'name="concurrency"' not in (await client.get("/queues")).text
+        assert (await post(concurrency="1")).status_code == 403
+    assert (await console_app.queue_settings("billing")).concurrency is None

@@ -57,7 +57,7 @@ CLAIMABLE = """c.cancel_requested_at IS NULL  -- app.cancel() is moving it to hi
                      WHERE v.task_name = c.task_name),
                     c.contract_version))"""
 
-# How a claim changes the job j it takes, started at {started}.
+# How a claim changes the job j it takes (claim_limited, migration 0014, does the same).
 CLAIM_SET = """
         state = 'running',
         attempts = j.attempts + 1,
@@ -69,7 +69,7 @@ CLAIM_SET = """
              WHERE l.task_name = j.task_name),
             j.max_attempts),
         claim_token = gen_random_uuid(),
-        started_at = {started},
+        started_at = now(),
         lease_expires_at = now() + :lease::interval,
         worker_id = :worker_id"""
 
@@ -105,7 +105,7 @@ _CLAIM = (
         LIMIT :limit
     )
     UPDATE {schema}.job_live AS j SET"""
-    + CLAIM_SET.replace("{started}", "now()")
+    + CLAIM_SET
     + """
     -- ANY(ARRAY(...)) keeps the primary-key lookups (a join may hash the whole ring), and
     -- the slots prune the ring to the partitions the jobs are in

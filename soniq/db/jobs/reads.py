@@ -257,14 +257,15 @@ class JobReads(Statements):
         return {row["id"] for row in rows}
 
     # Each table answers for its own states: the ring and job_scheduled are small by
-    # construction, job_dead holds what waits for a person, and "done in the last hour" is
+    # construction, job_dead holds what waits for a person, job_waiting what waits for
+    # parents (counted from job_waiting_queue_idx), and "done in the last hour" is
     # the sum of the completer's per-batch counts of this minute and the 59 before it (one
     # row per batch, not per job; exact for jobs workers finished).
     _queue_stats = Statement(
         f"""
         SELECT queue, sum(queued)::bigint AS queued, sum(scheduled)::bigint AS scheduled,
-               sum(running)::bigint AS running, sum(done)::bigint AS done_last_hour,
-               sum(dead)::bigint AS dead,
+               sum(waiting)::bigint AS waiting, sum(running)::bigint AS running,
+               sum(done)::bigint AS done_last_hour, sum(dead)::bigint AS dead,
                extract(epoch FROM now() - min(oldest)) AS oldest,
                EXISTS (SELECT FROM {{schema}}.queue_settings AS s
                        WHERE s.queue = counts.queue AND s.paused) AS paused
@@ -273,22 +274,26 @@ class JobReads(Statements):
                    count(*) FILTER (WHERE state = 'queued' AND scheduled_at <= now()) AS queued,
                    count(*) FILTER (WHERE state = 'queued' AND scheduled_at > now())
                        AS scheduled,
-                   count(*) FILTER (WHERE state = 'running') AS running, 0 AS done, 0 AS dead,
+                   0 AS waiting, count(*) FILTER (WHERE state = 'running') AS running,
+                   0 AS done, 0 AS dead,
                    min(scheduled_at) FILTER (WHERE state = 'queued' AND scheduled_at <= now())
                        AS oldest
             FROM {{schema}}.job_live GROUP BY queue
             UNION ALL
             SELECT queue, count(*) FILTER (WHERE scheduled_at <= now()),
-                   count(*) FILTER (WHERE scheduled_at > now()), 0, 0, 0,
+                   count(*) FILTER (WHERE scheduled_at > now()), 0, 0, 0, 0,
                    min(scheduled_at) FILTER (WHERE scheduled_at <= now())
             FROM {{schema}}.job_scheduled GROUP BY queue
+            UNION ALL  -- through job_waiting_queue_idx
+            SELECT queue, 0, 0, count(*), 0, 0, 0, NULL FROM {{schema}}.job_waiting
+            GROUP BY queue
             UNION ALL
-            SELECT queue, 0, 0, 0, 0, count(*), NULL FROM {{schema}}.job_dead GROUP BY queue
+            SELECT queue, 0, 0, 0, 0, 0, count(*), NULL FROM {{schema}}.job_dead GROUP BY queue
             UNION ALL
-            SELECT queue, 0, 0, 0, sum(done), 0, NULL FROM ({DONE_LAST_HOUR}) AS done
+            SELECT queue, 0, 0, 0, 0, sum(done), 0, NULL FROM ({DONE_LAST_HOUR}) AS done
             GROUP BY queue
             UNION ALL  -- a paused queue shows even while it has no jobs
-            SELECT queue, 0, 0, 0, 0, 0, NULL FROM {{schema}}.queue_settings WHERE paused
+            SELECT queue, 0, 0, 0, 0, 0, 0, NULL FROM {{schema}}.queue_settings WHERE paused
         ) AS counts
         GROUP BY queue
         ORDER BY queue"""
@@ -303,14 +308,15 @@ class JobReads(Statements):
         )
 
     async def queue_stats(self, db: Queryable) -> list[QueueStats]:
-        """Per queue: jobs by state, done in the last hour, the oldest due job's wait, and
-        whether the queue is paused."""
+        """Per queue: jobs by state (and waiting for parents), done in the last hour, the
+        oldest due job's wait, and whether the queue is paused."""
         rows = await self._queue_stats.fetch(db)
         return [
             QueueStats(
                 queue=row["queue"],
                 queued=row["queued"],
                 scheduled=row["scheduled"],
+                waiting=row["waiting"],
                 running=row["running"],
                 done_last_hour=row["done_last_hour"],
                 dead=row["dead"],

@@ -30,6 +30,139 @@ CREATE TABLE {schema}.queue_starts (
 );
 CREATE INDEX queue_starts_queue_idx ON {schema}.queue_starts (queue, started_at);
 
+-- The limited claim of `claim_queue` (soniq.db.jobs.steered, which explains it), in one
+-- call: one round trip, one transaction. Every statement of a VOLATILE function takes a new
+-- snapshot, so the claim, run once the queue's settings row is locked, sees every claim
+-- that held the lock before. A job is changed as the plain claim changes it
+-- (soniq.db.jobs.claims.CLAIM_SET and CLAIMABLE): keep them alike. Returns the claimed
+-- jobs; then, when the queue has a rate and fewer than claim_limit came, one row with
+-- only rate_wait: the seconds until the rate lets another job start (NULL: no start in
+-- the window, so the rate is not why).
+CREATE FUNCTION {schema}.claim_limited(
+    claim_queue text,
+    claim_limit integer,
+    scan integer,
+    registered_tasks text[],
+    registered_max_attempts integer[],
+    lease interval,
+    worker text,
+    versioned_tasks text[],
+    versions integer[]
+) RETURNS TABLE (id bigint, slot smallint, task_name text, queue text, args_json json,
+    attempts integer, max_attempts integer, enqueued_at timestamptz, claim_token uuid,
+    contract_version integer, queue_wait float8, trace_context text, rate_wait float8)
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    s record;
+    started timestamptz;  -- the jobs' started_at and their recorded start: after the lock
+    taken integer;
+BEGIN
+    SELECT q.concurrency, q.rate_limit, q.rate_period, q.partition_by,
+           cardinality(q.partition_by) > 0 AS partitioned INTO s
+    FROM {schema}.queue_settings AS q WHERE q.queue = claim_queue AND NOT q.paused
+    FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RETURN;  -- paused, or its settings were removed
+    END IF;
+    started := clock_timestamp();
+    RETURN QUERY
+    WITH running AS (  -- per partition: the values of the partition_by args keys
+        SELECT CASE WHEN s.partitioned THEN
+                   (SELECT json_agg(j.args -> p.key ORDER BY p.n)::text
+                    FROM unnest(s.partition_by) WITH ORDINALITY AS p(key, n)) ELSE '' END
+               AS key, count(*) AS n
+        FROM {schema}.job_live AS j  -- through job_live_lease_idx: every running job
+        WHERE j.state = 'running' AND j.queue = claim_queue
+        GROUP BY 1
+    ),
+    recent AS (
+        SELECT q.partition AS key, count(*) AS n
+        FROM {schema}.queue_starts AS q
+        WHERE s.rate_limit IS NOT NULL AND q.queue = claim_queue
+          AND q.started_at > started - s.rate_period
+        GROUP BY 1
+    ),
+    candidates AS (
+        SELECT c.id, c.slot, c.priority, c.scheduled_at, k.key,
+               row_number() OVER (PARTITION BY k.key
+                                  ORDER BY c.priority DESC, c.scheduled_at, c.id) AS rank
+        FROM {schema}.job_lanes AS l CROSS JOIN LATERAL (
+            SELECT c.id, c.slot, c.priority, c.scheduled_at, c.args
+            FROM {schema}.job_live AS c
+            WHERE c.queue = l.queue AND c.priority = l.priority AND c.state = 'queued'
+              AND c.scheduled_at <= now() AND c.cancel_requested_at IS NULL
+              AND (c.contract_version IS NULL OR c.contract_version <= coalesce(
+                    (SELECT v.version FROM unnest(versioned_tasks, versions)
+                                           AS v(task_name, version)
+                     WHERE v.task_name = c.task_name),
+                    c.contract_version))
+            ORDER BY c.scheduled_at, c.id
+            LIMIT scan
+        ) AS c
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN s.partitioned THEN
+                       (SELECT json_agg(c.args -> p.key ORDER BY p.n)::text
+                        FROM unnest(s.partition_by) WITH ORDINALITY AS p(key, n)) ELSE '' END
+                   AS key) AS k
+        WHERE l.queue = claim_queue
+    ),
+    chosen AS (
+        SELECT c.id, c.slot FROM candidates AS c
+        LEFT JOIN running AS r ON r.key = c.key
+        LEFT JOIN recent AS q ON q.key = c.key
+        WHERE (s.concurrency IS NULL OR c.rank <= s.concurrency - coalesce(r.n, 0))
+          AND (s.rate_limit IS NULL OR c.rank <= s.rate_limit - coalesce(q.n, 0))
+        ORDER BY c.priority DESC, c.scheduled_at, c.id
+        LIMIT claim_limit
+    ),
+    claimed AS (
+        UPDATE {schema}.job_live AS j SET
+            state = 'running',
+            attempts = j.attempts + 1,
+            max_attempts = coalesce(
+                (SELECT r.max_attempts FROM unnest(registered_tasks, registered_max_attempts)
+                                            AS r(task_name, max_attempts)
+                 WHERE r.task_name = j.task_name),
+                j.max_attempts),
+            claim_token = gen_random_uuid(),
+            started_at = started,
+            lease_expires_at = now() + lease,
+            worker_id = worker
+        WHERE j.id = ANY(ARRAY(SELECT c.id FROM chosen AS c))
+          AND j.slot = ANY(ARRAY(SELECT c.slot FROM chosen AS c))
+          AND j.state = 'queued'
+        RETURNING j.id, j.slot, j.task_name, j.queue, j.args, j.attempts, j.max_attempts,
+                  j.enqueued_at, j.claim_token, j.contract_version,
+                  extract(epoch FROM now() - j.scheduled_at)::float8 AS queue_wait,
+                  j.trace_context::text AS trace_context
+    ),
+    recorded AS (
+        INSERT INTO {schema}.queue_starts (queue, partition, started_at)
+        SELECT claim_queue, CASE WHEN s.partitioned THEN
+                   (SELECT json_agg(c.args -> p.key ORDER BY p.n)::text
+                    FROM unnest(s.partition_by) WITH ORDINALITY AS p(key, n)) ELSE '' END,
+               started
+        FROM claimed AS c WHERE s.rate_limit IS NOT NULL
+    ),
+    forgotten AS (  -- starts older than the period no longer count
+        DELETE FROM {schema}.queue_starts AS q
+        WHERE s.rate_limit IS NOT NULL AND q.queue = claim_queue
+          AND q.started_at <= started - s.rate_period
+    )
+    SELECT c.*, NULL::float8 FROM claimed AS c;
+    GET DIAGNOSTICS taken = ROW_COUNT;
+    IF s.rate_limit IS NOT NULL AND taken < claim_limit THEN
+        RETURN QUERY
+        SELECT NULL::bigint, NULL::smallint, NULL, NULL, NULL::json, NULL::integer,
+               NULL::integer, NULL::timestamptz, NULL::uuid, NULL::integer, NULL::float8,
+               NULL, extract(epoch FROM min(q.started_at) + s.rate_period - clock_timestamp())
+                     ::float8
+        FROM {schema}.queue_starts AS q
+        WHERE q.queue = claim_queue AND q.started_at > clock_timestamp() - s.rate_period;
+    END IF;
+END $$;
+
 -- Jobs that wait for other jobs (enqueue(..., after => ARRAY[...])):
 --
 --   job_waiting       queued jobs that wait for a parent not yet done: never claimed. When
@@ -43,6 +176,7 @@ CREATE TABLE {schema}.job_waiting (
     LIKE {schema}.job_scheduled INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
     PRIMARY KEY (id)
 );
+CREATE INDEX job_waiting_queue_idx ON {schema}.job_waiting (queue, id);  -- soniq status
 
 CREATE TABLE {schema}.job_dependencies (
     child_id  bigint NOT NULL,
@@ -300,6 +434,8 @@ BEGIN
     RETURN ids;
 END $$;
 
+REVOKE EXECUTE ON FUNCTION {schema}.claim_limited(text, integer, integer, text[], integer[],
+    interval, text, text[], integer[]) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION {schema}.settle_children(bigint[], text[]) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION {schema}.wait_for_parents(bigint[], bigint[]) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION {schema}.dependency_committed() FROM PUBLIC;
@@ -310,7 +446,7 @@ REVOKE EXECUTE ON FUNCTION {schema}.enqueue_many_after(text, json[], bigint[], t
 
 -- Roles granted before this migration keep working: producers (who may run enqueue_job)
 -- may enqueue with `after`; workers (who may run add_history_days) settle children when
--- they record outcomes.
+-- they record outcomes, and claim from queues with limits.
 DO $$
 DECLARE
     grantee text;
@@ -337,6 +473,9 @@ BEGIN
     LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION {schema}.settle_children(bigint[], text[]) '
                        'TO %s',
+                       grantee);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION {schema}.claim_limited(text, integer, '
+                       'integer, text[], integer[], interval, text, text[], integer[]) TO %s',
                        grantee);
     END LOOP;
 END $$;
