@@ -4,7 +4,8 @@ Two sets: contracts of plain fields, and the same contracts each also using a di
 ``oneOf``, an ``anyOf`` of scalars, ``multipleOf``, ``uniqueItems`` and ``dependentRequired``
 (the keywords checked as data).
 
-Run with ``python bench/codegen_build.py``; prints the wall-clock times in seconds.
+Each build runs ``soniq-codegen``'s entry point in a fresh process. Run with
+``python bench/codegen_build.py``; prints the wall-clock times in seconds.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def timed_build(contracts: Path, out: Path) -> float:
         [
             sys.executable,
             "-c",
-            "from soniq_codegen.cli import main; main()",
+            "from soniq_codegen.entry import main; main()",
             "build",
             str(contracts),
             "-o",
